@@ -1,0 +1,16 @@
+# Two commands for a fresh machine (only Python needed): `make demo` and `make test`.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+
+.PHONY: install demo test
+
+# torch first, pinned to the CPU build; the constraints file keeps later installs from replacing it.
+install:
+	$(PIP) install torch==2.13.0
+	$(PIP) install -c constraints.txt -e ".[dev,demo]"
+
+demo: install
+	bash examples/demo/run.sh
+
+test: install
+	$(PYTHON) -m pytest -q

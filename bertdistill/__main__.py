@@ -1,0 +1,3 @@
+from bertdistill.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The ``bertdistill`` command: parses options and calls library functions, one module per command.
+
+User errors print one line (what, where, how to fix) and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from bertdistill import __version__
+from bertdistill.commands import bench, data, export, finetune, label, predict, pretrain
+from bertdistill.errors import UserError
+
+app = typer.Typer(
+    name="bertdistill",
+    help="Make BERT-family QA and sentence-pair models small and fast: label with teachers, "
+         "distill a student (TMKD, PKD), benchmark it and export it to ONNX.\n\n"
+         "Example: bertdistill data --data ../shared/datasets/glue/RTE/train.tsv",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (data, label, pretrain, finetune, bench, export, predict):
+    app.command(name=module.NAME, help=module.HELP, no_args_is_help=True)(module.command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bertdistill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of errors."),
+) -> None:
+    """Global options (--debug is also read by main() before parsing)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("BERTDISTILL_DEBUG") == "1"
+    if "--debug" in argv:  # accepted anywhere on the line, not only before the subcommand
+        argv = ["--debug"] + [a for a in argv if a != "--debug"]
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(args=argv, prog_name="bertdistill", standalone_mode=True)
+    except UserError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc.line()}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Options shared by several subcommands, and turning them into library objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bertdistill.data.sources import DataSpec
+from bertdistill.errors import UserError
+
+DATA_PANEL = "Data"
+
+DataPath = Annotated[Optional[Path], typer.Option(
+    "--data", help="Local data file: .tsv/.txt (tab), .csv, .jsonl/.json or .parquet.", rich_help_panel=DATA_PANEL)]
+HubDataset = Annotated[Optional[str], typer.Option(
+    "--dataset", help="Hub data set name instead of a file (needs the network), e.g. glue.", rich_help_panel=DATA_PANEL)]
+HubSubset = Annotated[Optional[str], typer.Option("--subset", help="Hub subset, e.g. rte.", rich_help_panel=DATA_PANEL)]
+HubSplit = Annotated[Optional[str], typer.Option("--split", help="Hub split, e.g. train.", rich_help_panel=DATA_PANEL)]
+DataConfig = Annotated[Optional[Path], typer.Option(
+    "--data-config", help="JSON file with any of the data fields (path, columns, text_a, ...); options override it.",
+    rich_help_panel=DATA_PANEL)]
+Columns = Annotated[Optional[str], typer.Option(
+    "--columns", help="Comma-separated column names for a headerless file, e.g. query,passage,label.",
+    rich_help_panel=DATA_PANEL)]
+TextA = Annotated[Optional[str], typer.Option("--text-a", help="First text column (query, premise, sentence1).",
+                                              rich_help_panel=DATA_PANEL)]
+TextB = Annotated[Optional[str], typer.Option("--text-b", help="Second text column (passage, hypothesis, sentence2).",
+                                              rich_help_panel=DATA_PANEL)]
+LabelColumn = Annotated[Optional[str], typer.Option("--label-column", help="Gold label column.",
+                                                    rich_help_panel=DATA_PANEL)]
+GroupColumn = Annotated[Optional[str], typer.Option(
+    "--group-column", help="Query-id column of ranking data (metrics per query). Implies --task ranking.",
+    rich_help_panel=DATA_PANEL)]
+Task = Annotated[Optional[str], typer.Option("--task", help="pair, single or ranking (inferred when not given).",
+                                             rich_help_panel=DATA_PANEL)]
+LabelNames = Annotated[Optional[str], typer.Option(
+    "--label-names", help="Comma-separated label order, e.g. not_entailment,entailment.", rich_help_panel=DATA_PANEL)]
+Unlabeled = Annotated[bool, typer.Option("--unlabeled", help="Ignore any label column.", rich_help_panel=DATA_PANEL)]
+Limit = Annotated[Optional[int], typer.Option("--limit", help="Use only the first N rows.", rich_help_panel=DATA_PANEL)]
+
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="Hugging Face model directory or hub id (default: the packaged all-MiniLM-L6-v2).")]
+MaxLength = Annotated[int, typer.Option("--max-length", help="Maximum tokens per example (pairs truncated longest-first).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per batch.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+TrustRemoteCode = Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from the hub (off by default).")]
+
+
+def split_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise UserError(f"empty item in list {text!r}", None, "write a comma-separated list without empty items")
+    return items
+
+
+def data_spec(path: Path | None = None, dataset: str | None = None, subset: str | None = None,
+              split: str | None = None, config: Path | None = None, columns: str | None = None,
+              text_a: str | None = None, text_b: str | None = None, label_column: str | None = None,
+              group_column: str | None = None, task: str | None = None, label_names: str | None = None,
+              unlabeled: bool = False, limit: int | None = None) -> DataSpec:
+    """Build a DataSpec from a data config file (if any) and command-line options (which win)."""
+    from bertdistill.config import load_config
+
+    spec = load_config(DataSpec, config) if config else DataSpec()
+    given = {"path": str(path) if path else None, "dataset": dataset, "subset": subset, "split": split,
+             "columns": split_list(columns), "text_a": text_a, "text_b": text_b, "label_column": label_column,
+             "group_column": group_column, "task": task, "label_names": split_list(label_names), "limit": limit}
+    for key, value in given.items():
+        if value is not None:
+            setattr(spec, key, value)
+    if unlabeled:
+        spec.unlabeled = True
+    if config and spec.path and not Path(spec.path).is_absolute() and not Path(spec.path).exists():
+        # Paths in a data config are relative to the config file.
+        candidate = Path(config).parent / spec.path
+        if candidate.exists():
+            spec.path = str(candidate)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit} must be at least 1", None, "use a positive row count")
+    return spec
+
+
+def check_positive(value: int, option: str) -> int:
+    if value < 1:
+        raise UserError(f"{option} {value} must be at least 1", None, f"use {option} 1 or more")
+    return value

