@@ -100,7 +100,12 @@ def _load_onnx(path: str, int8: bool, threads: int | None) -> Scorer:
 
     from bertdistill.models import config_label_names, load_config, load_tokenizer
 
+    from bertdistill.io import is_complete
+
     p = Path(path)
+    if (p / "export_report.json").is_file() and not is_complete(p):
+        raise UserError("ONNX export is unfinished (no completion marker)", path,
+                        "run bertdistill export again")
     name = ONNX_INT8 if int8 else ONNX_FP32
     file = p / name
     if not file.is_file():

@@ -111,7 +111,8 @@ def load_classifier(model: str, label_names: list[str] | None = None, trust_remo
         kwargs = {"num_labels": len(names), "id2label": dict(enumerate(names)),
                   "label2id": {n: i for i, n in enumerate(names)}}
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected for a base encoder
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars clutter command output  # "newly initialized classifier" is expected for a base encoder
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             model, trust_remote_code=trust_remote_code, **kwargs)

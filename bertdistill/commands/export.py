@@ -1,12 +1,68 @@
-"""``bertdistill export``: filled in by its own issue."""
+"""``bertdistill export``: ONNX export with a parity check against PyTorch, optionally int8."""
 
 from __future__ import annotations
 
-from bertdistill.errors import UserError
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bertdistill.commands import common as c
 
 NAME = "export"
-HELP = "Not available yet."
+HELP = """Export a trained classifier to a self-contained ONNX directory (model.onnx, tokenizer,
+config.json, export_report.json) that plain onnxruntime can serve. The export is checked against
+PyTorch on real rows (--data) or generated inputs; if the logits differ by more than the tolerance
+(or int8 agrees on fewer than 99% of argmaxes on real data) nothing is written.
+
+Example:
+  bertdistill export --model runs/student --output exports/student --int8 \\
+    --data ../shared/datasets/wikiqa/WikiQA-test.tsv --text-a Question --text-b Sentence
+"""
 
 
-def command() -> None:
-    raise UserError("not available yet", "bertdistill export", "see the issue tracker")
+def command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to create (model.onnx, tokenizer, report).")],
+    model: c.ModelOpt = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (dynamic int8 quantization).")] = False,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Real examples for the parity check (default: generated inputs).",
+        rich_help_panel=c.DATA_PANEL)] = None,
+    dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
+    data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
+    group_column: c.GroupColumn = None, task: c.Task = None,
+    parity_examples: Annotated[int, typer.Option("--parity-examples", help="Examples in the parity check.")] = 256,
+    max_length: c.MaxLength = 128,
+    batch_size: c.BatchSize = 32,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (17 or higher).")] = 17,
+    exporter: Annotated[str, typer.Option("--exporter", help="legacy (TorchScript) or dynamo (needs onnxscript).")] = "legacy",
+    fp32_tolerance: Annotated[float, typer.Option(
+        "--fp32-tolerance", help="Maximum absolute logit difference allowed for model.onnx.")] = 1e-4,
+    int8_min_agreement: Annotated[float, typer.Option(
+        "--int8-min-agreement", help="Minimum argmax agreement of model.int8.onnx on real data.")] = 0.99,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: all).")] = None,
+    allow_untrained_head: Annotated[bool, typer.Option(
+        "--allow-untrained-head", help="Export a base encoder with a random head (speed tests only).")] = False,
+    overwrite: c.Overwrite = False,
+    trust_remote_code: c.TrustRemoteCode = False,
+) -> None:
+    from bertdistill.export.exporter import ExportConfig, export_model, summary_rows
+    from bertdistill.ui import console, print_table
+
+    spec = None
+    if data or dataset or data_config:
+        spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b,
+                           group_column=group_column, task=task,
+                           unlabeled=True)
+    config = ExportConfig(model=model, output=str(output), int8=int8, opset=opset, exporter=exporter, data=spec,
+                          parity_examples=c.check_positive(parity_examples, "--parity-examples"),
+                          max_length=max_length, batch_size=c.check_positive(batch_size, "--batch-size"),
+                          fp32_max_abs_diff=fp32_tolerance, int8_min_agreement=int8_min_agreement,
+                          threads=threads, overwrite=overwrite, allow_untrained_head=allow_untrained_head,
+                          trust_remote_code=trust_remote_code)
+    report = export_model(config)
+    print_table(summary_rows(report), ["model", "size_mb", "n", "max_abs_diff", "argmax_agreement", "passed"],
+                title=f"parity on {report.parity_source} inputs ({report.exporter} exporter, opset {report.opset})")
+    for note in report.notes:
+        console.print(f"note: {note}")
+    console.print(f"exported to {output}")

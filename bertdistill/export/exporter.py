@@ -1,0 +1,355 @@
+"""Export a sequence classifier to a self-contained ONNX directory, with a parity check against PyTorch.
+
+The directory follows the convention ``bertdistill.inference`` loads: ``model.onnx`` (and with int8
+``model.int8.onnx``), inputs ``input_ids``/``attention_mask``/``token_type_ids`` (int64, dynamic
+``batch`` and ``sequence`` axes), output ``logits``, tokenizer files, ``config.json`` (id2label),
+``export_report.json`` and ``export_config.json``. Everything is built in a temporary directory and
+renamed into place only when parity passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertdistill.data.sources import DataSpec
+from bertdistill.errors import UserError
+from bertdistill.export.parity import (ParityResult, compare_logits, generated_batches, real_batches,
+                                       run_batches)
+from bertdistill.inference import ONNX_FP32, ONNX_INT8, load_scorer
+from bertdistill.io import atomic_dir, check_output_dir, write_json
+
+EXPORTERS = ("legacy", "dynamo")
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+REPORT_FILE = "export_report.json"
+CONFIG_FILE = "export_config.json"
+MIN_OPSET = 17
+
+
+@dataclass
+class ExportConfig:
+    """What to export and how strictly to check it."""
+
+    model: str | None = None
+    """Hugging Face classifier directory (or hub id); None means the packaged MiniLM."""
+    output: str = ""
+    int8: bool = False
+    """Also write a dynamically quantized ``model.int8.onnx`` (int8 weights)."""
+    opset: int = MIN_OPSET
+    exporter: str = "legacy"
+    """``legacy`` (TorchScript tracing; its output quantizes as is) or ``dynamo`` (needs onnxscript)."""
+    data: DataSpec | None = None
+    """Real examples for the parity check; None means generated inputs (random tokens)."""
+    parity_examples: int = 256
+    max_length: int = 128
+    batch_size: int = 32
+    fp32_max_abs_diff: float = 1e-4
+    """fp32 fails above this maximum absolute logit difference."""
+    int8_min_agreement: float = 0.99
+    """int8 fails below this argmax agreement on real data (not checked on generated inputs)."""
+    seed: int = 0
+    threads: int | None = None
+    overwrite: bool = False
+    allow_untrained_head: bool = False
+    """Allow a base encoder (it gets a random classifier head): for speed tests only."""
+    keep_failed: bool = True
+    """On parity failure keep the report (not the models) in ``<output>.failed/`` for debugging."""
+    trust_remote_code: bool = False
+
+
+@dataclass
+class ExportReport:
+    """The figures that prove the export computes what the PyTorch model computes."""
+
+    output: str
+    source_model: str
+    source_weights_sha256: str | None
+    exporter: str
+    opset: int
+    max_length: int
+    label_names: list[str]
+    num_parameters: int
+    parity_source: str
+    """``data`` (real examples, with ``parity_data``) or ``generated`` (random tokens)."""
+    parity_data: dict[str, Any] | None
+    parity: dict[str, dict[str, Any]]
+    tolerances: dict[str, float]
+    files: dict[str, int]
+    versions: dict[str, str]
+    passed: bool
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    untrained_head: bool = False
+
+
+class _LogitsOnly:
+    """Factory for the wrapper module so ``torch`` is imported only when exporting."""
+
+    @staticmethod
+    def wrap(model):
+        import torch
+
+        accepts_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+        class LogitsOnly(torch.nn.Module):
+            """Fixed input names/order and a single ``logits`` output for the ONNX graph."""
+
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+                if accepts_token_types:
+                    kwargs["token_type_ids"] = token_type_ids
+                return self.inner(**kwargs).logits
+
+        # Export can leave the wrapper in training mode (dropout in the graph): eval explicitly.
+        return LogitsOnly(model).eval()
+
+
+def _check_config(config: ExportConfig) -> None:
+    import onnx
+
+    if not config.output:
+        raise UserError("no output directory given", None, "pass --output DIR")
+    if config.exporter not in EXPORTERS:
+        raise UserError(f"unknown exporter {config.exporter!r}", None, f"use one of: {', '.join(EXPORTERS)}")
+    highest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= config.opset <= highest:
+        raise UserError(f"--opset {config.opset} is not supported", None,
+                        f"use an opset from {MIN_OPSET} to {highest}")
+    if config.parity_examples < 1:
+        raise UserError(f"--parity-examples {config.parity_examples} must be at least 1", None,
+                        "use 256 (the default) or more")
+    if config.batch_size < 1:
+        raise UserError(f"--batch-size {config.batch_size} must be at least 1", None, "use --batch-size 32")
+    if not 0.0 <= config.int8_min_agreement <= 1.0:
+        raise UserError(f"int8 agreement threshold {config.int8_min_agreement} is not a fraction", None,
+                        "use a value between 0 and 1, e.g. 0.99")
+
+
+def _dummy_inputs(vocab_size: int, seed: int):
+    """Two rows of different real length (padding), two segments, so tracing sees the general case."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(low=min(5, vocab_size - 1), high=vocab_size, size=(2, 16), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[1, 11:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 8:] = 1
+    return ids, mask, types
+
+
+def _export_onnx(model, file: Path, config: ExportConfig) -> None:
+    import torch
+
+    wrapper = _LogitsOnly.wrap(model)
+    args = _dummy_inputs(model.config.vocab_size, config.seed)
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    axes["logits"] = {0: "batch"}
+    kwargs: dict[str, Any] = {"input_names": list(INPUT_NAMES), "output_names": ["logits"],
+                              "dynamic_axes": axes, "opset_version": config.opset}
+    if config.exporter == "legacy":
+        kwargs.update(dynamo=False, do_constant_folding=True)
+    else:
+        try:
+            import onnxscript  # noqa: F401
+        except ImportError:
+            raise UserError("the dynamo exporter needs the onnxscript package", None,
+                            "pip install onnxscript, or use --exporter legacy") from None
+        kwargs.update(dynamo=True, external_data=False, verbose=False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout(config.exporter == "dynamo"):
+            warnings.simplefilter("ignore")  # tracer warnings about Python control flow are expected
+            torch.onnx.export(wrapper, args, str(file), **kwargs)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"ONNX export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                        config.model, "try the other --exporter, or another --opset") from None
+    wrapper.eval()
+    import onnx
+
+    onnx.checker.check_model(str(file))
+
+
+@contextlib.contextmanager
+def _quiet_stdout(enabled: bool):
+    """The dynamo exporter prints progress lines to stdout; keep the command's output readable."""
+    if not enabled:
+        yield
+        return
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _quantize(fp32: Path, int8: Path, exporter: str, work: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = fp32
+    if exporter == "dynamo":
+        # quantize_dynamic fails on the dynamo exporter's shape annotations until they are cleared.
+        proto = onnx.load(str(fp32))
+        del proto.graph.value_info[:]
+        source = work / "model.novalueinfo.onnx"
+        onnx.save(proto, str(source))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # "consider pre-processing" advice is noise for transformer encoders
+    try:
+        quantize_dynamic(str(source), str(int8), weight_type=QuantType.QInt8)
+    except Exception as exc:
+        raise UserError(f"int8 quantization failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                        str(fp32), "export without --int8, or try --exporter legacy") from None
+    finally:
+        root.setLevel(level)
+        if source != fp32:
+            source.unlink(missing_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    from bertdistill import __version__
+
+    return {"bertdistill": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def _save_model_files(scorer, out: Path) -> list[str]:
+    """Tokenizer and config.json (id2label) next to the ONNX files, so the directory stands alone."""
+    notes = []
+    scorer.tokenizer.save_pretrained(str(out))
+    config = scorer.torch_model.config
+    config.architectures = [type(scorer.torch_model).__name__]
+    config.save_pretrained(str(out))
+    if not (out / "tokenizer.json").is_file():
+        notes.append("the tokenizer is not a fast tokenizer, so there is no tokenizer.json: "
+                     "serving with the tokenizers library alone is not possible")
+    return notes
+
+
+def export_model(config: ExportConfig) -> ExportReport:
+    """Export ``config.model`` to ONNX in ``config.output``; raise UserError if parity fails."""
+    from bertdistill.models import is_classifier, resolve_model, weights_sha256
+
+    _check_config(config)
+    output = check_output_dir(config.output, config.overwrite)
+    start = time.perf_counter()
+    source = resolve_model(config.model)
+    scorer = load_scorer(source, "torch", threads=config.threads, trust_remote_code=config.trust_remote_code)
+    untrained = not is_classifier(scorer.config)
+    if untrained and not config.allow_untrained_head:
+        raise UserError("is a base encoder without a trained classifier head, so the export would score at random",
+                        source, "export a model trained with bertdistill finetune, or pass "
+                                "--allow-untrained-head for speed tests")
+    from bertdistill.data.tokenize import check_max_length
+
+    check_max_length(scorer.tokenizer, scorer.config, config.max_length)
+
+    # Parity inputs are built before exporting so bad data fails fast.
+    if config.data is not None:
+        batches, parity_data = real_batches(scorer.tokenizer, config.data, config.parity_examples,
+                                            config.max_length, config.batch_size, config.seed)
+    else:
+        batches = generated_batches(scorer.tokenizer, scorer.config.vocab_size, config.parity_examples,
+                                    config.max_length, config.batch_size, config.seed)
+        parity_data = None
+    reference = run_batches(scorer, batches)
+
+    failed_dir = output.with_name(output.name + ".failed")
+    with atomic_dir(output, config.overwrite) as tmp:
+        notes = _save_model_files(scorer, tmp)
+        _export_onnx(scorer.torch_model, tmp / ONNX_FP32, config)
+        parity: dict[str, dict[str, Any]] = {}
+        fp32 = run_batches(load_scorer(str(tmp), "onnx", threads=config.threads), batches)
+        parity["fp32"] = compare_logits(reference, fp32).check_fp32(config.fp32_max_abs_diff)
+        if config.int8:
+            _quantize(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp)
+            int8 = run_batches(load_scorer(str(tmp), "onnx-int8", threads=config.threads), batches)
+            result: ParityResult = compare_logits(reference, int8)
+            parity["int8"] = result.check_int8(config.int8_min_agreement, real_data=parity_data is not None)
+            if parity_data is None:
+                notes.append("int8 argmax agreement was measured on generated inputs (random tokens), "
+                             "not real data, so its threshold was not applied; pass parity data to check it")
+        files = {f.name: f.stat().st_size for f in sorted(tmp.glob("*.onnx"))}
+        report = ExportReport(
+            output=str(output), source_model=source,
+            source_weights_sha256=weights_sha256(source) if Path(source).is_dir() else None,
+            exporter=config.exporter, opset=config.opset, max_length=config.max_length,
+            label_names=list(scorer.label_names), num_parameters=scorer.num_parameters,
+            parity_source="data" if parity_data is not None else "generated", parity_data=parity_data,
+            parity=parity,
+            tolerances={"fp32_max_abs_diff": config.fp32_max_abs_diff,
+                        "int8_min_argmax_agreement": config.int8_min_agreement},
+            files=files, versions=_versions(), passed=all(p["passed"] for p in parity.values()),
+            notes=notes, seconds=round(time.perf_counter() - start, 2), untrained_head=untrained)
+        write_json(tmp / REPORT_FILE, report)
+        write_json(tmp / CONFIG_FILE, config)
+        if not report.passed:
+            _keep_failed(tmp, failed_dir, config.keep_failed)
+            raise UserError(f"parity check failed: {_parity_line(parity)}", str(output),
+                            "nothing was written; check the model (see the report in "
+                            f"{failed_dir})" if config.keep_failed else "nothing was written; check the model")
+    if failed_dir.is_dir() and not (failed_dir / ".complete").exists():
+        shutil.rmtree(failed_dir, ignore_errors=True)  # a stale failed attempt of this same output
+    return report
+
+
+def _keep_failed(tmp: Path, failed_dir: Path, keep: bool) -> None:
+    """Keep the report and config of a failed attempt, never the models, so nothing looks finished."""
+    if not keep:
+        return
+    if failed_dir.exists():
+        shutil.rmtree(failed_dir)
+    failed_dir.mkdir(parents=True)
+    for name in (REPORT_FILE, CONFIG_FILE):
+        shutil.copy2(tmp / name, failed_dir / name)
+    (failed_dir / "FAILED.txt").write_text(
+        "This export failed its parity check; the ONNX files were not kept.\n"
+        f"See {REPORT_FILE} for the figures.\n")
+
+
+def _parity_line(parity: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    for name, p in parity.items():
+        parts.append(f"{name} max_abs_diff={p['max_abs_diff']:.3g} argmax_agreement={p['argmax_agreement']:.4f}"
+                     + ("" if p["passed"] else f" ({p['failure']})"))
+    return "; ".join(parts)
+
+
+def read_report(path: str | os.PathLike) -> dict[str, Any]:
+    """The export report of an ONNX directory."""
+    from bertdistill.io import read_json
+
+    return read_json(Path(path) / REPORT_FILE)
+
+
+def summary_rows(report: ExportReport) -> list[dict[str, Any]]:
+    """One table row per exported file, for the command's output."""
+    rows = []
+    for name, p in report.parity.items():
+        file = ONNX_FP32 if name == "fp32" else ONNX_INT8
+        rows.append({"model": file, "size_mb": report.files.get(file, 0) / 1e6, "n": p["n"],
+                     "max_abs_diff": f"{p['max_abs_diff']:.2e}", "argmax_agreement": p["argmax_agreement"],
+                     "passed": "not checked" if p.get("checked") is False else ("yes" if p["passed"] else "NO")})
+    return rows
+
+
+__all__ = ["ExportConfig", "ExportReport", "export_model", "read_report", "summary_rows"]

@@ -1,0 +1,285 @@
+"""Score a data file with a Hugging Face model or an exported ONNX directory (``bertdistill predict``).
+
+Rows are processed in chunks (tokenized, length-sorted into batches, put back in order) and written
+as they are scored to a temporary file that is renamed when complete. Per row: index, the text
+columns, the predicted label, one probability per label (names from the model's config) and the
+gold label when the data has one.
+
+Ranking data also gets ``<name>.ranked<suffix>``: each query's candidates in ranked order by
+P(positive). A query is complete only once all its rows are scored, so the (small) per-row
+P(positive) is kept in memory and the ranked file is written at the end, reading the texts again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+import numpy as np
+
+from bertdistill.data.sources import DataSpec, TaskData, load_task_data
+from bertdistill.errors import UserError
+from bertdistill.io import check_writable_parent
+
+FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".txt": "tsv"}
+RESERVED = ("index", "group", "rank", "prediction", "gold", "score", "probabilities")
+
+
+@dataclass
+class PredictConfig:
+    model: str | None = None
+    """Hugging Face model directory or exported ONNX directory."""
+    data: DataSpec = field(default_factory=DataSpec)
+    output: str = ""
+    """``.jsonl`` or ``.tsv``."""
+    backend: str = "auto"
+    """auto (ONNX for an ONNX directory, else torch), torch, bf16, onnx or onnx-int8."""
+    max_length: int = 128
+    batch_size: int = 32
+    chunk_rows: int = 10_000
+    threads: int | None = None
+    include_text: bool = True
+    overwrite: bool = False
+    trust_remote_code: bool = False
+
+
+@dataclass
+class PredictSummary:
+    output: str
+    ranked_output: str | None
+    rows: int
+    backend: str
+    model: str
+    label_names: list[str]
+    kind: str
+    seconds: float
+    examples_per_second: float
+    metrics: dict[str, Any] | None = None
+
+
+def _output_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"unknown output type {path.suffix!r}", str(path), "name the output .jsonl or .tsv")
+    return fmt
+
+
+def ranked_path(output: str | os.PathLike) -> Path:
+    """Where the per-query ranked output of ``output`` goes: ``preds.jsonl`` → ``preds.ranked.jsonl``."""
+    p = Path(output)
+    return p.with_name(f"{p.stem}.ranked{p.suffix}")
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise UserError("output file already exists", str(path), "pass --overwrite to replace it, or choose another path")
+    if path.is_dir():
+        raise UserError("output is a folder", str(path), "name an output file ending in .jsonl or .tsv")
+    check_writable_parent(path)
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[TextIO]:
+    """A text file written through a temporary sibling, renamed into place only on success."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp's private 0600 is wrong for a result file
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _RowWriter:
+    """Writes prediction rows as JSON lines or TSV with a header."""
+
+    def __init__(self, fh: TextIO, fmt: str, text_fields: list[tuple[str, str]], label_names: list[str],
+                 has_gold: bool, has_group: bool, ranked: bool):
+        self.fh, self.fmt, self.text_fields, self.label_names = fh, fmt, text_fields, label_names
+        self.lead = (["group", "rank"] if ranked else ["group"] if has_group else []) + ["index"]
+        self.has_gold = has_gold
+        if fmt == "tsv":
+            header = (self.lead + [name for name, _ in text_fields] + ["prediction"]
+                      + [f"p_{n}" for n in label_names] + (["gold"] if has_gold else []))
+            fh.write("\t".join(header) + "\n")
+
+    def write(self, lead: dict[str, Any], texts: list[str], probs: np.ndarray, gold: str | None) -> None:
+        prediction = self.label_names[int(probs.argmax())]
+        if self.fmt == "jsonl":
+            row = {k: lead[k] for k in self.lead}
+            row.update({name: text for (name, _), text in zip(self.text_fields, texts)})
+            row["prediction"] = prediction
+            row["probabilities"] = {n: round(float(p), 6) for n, p in zip(self.label_names, probs)}
+            if self.has_gold:
+                row["gold"] = gold
+            self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            cells = [str(lead[k]) for k in self.lead] + [_tsv_cell(t) for t in texts] + [prediction]
+            cells += [f"{float(p):.6f}" for p in probs]
+            if self.has_gold:
+                cells.append(gold or "")
+            self.fh.write("\t".join(cells) + "\n")
+
+
+def _tsv_cell(text: str) -> str:
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def _text_fields(data: TaskData, include_text: bool) -> list[tuple[str, str]]:
+    """(output name, canonical column): the user's column names, canonical ones if they clash."""
+    if not include_text:
+        return []
+    fields = []
+    for canonical in ("text_a", "text_b"):
+        if canonical not in data.dataset.column_names:
+            continue
+        name = data.column_map.get(canonical, canonical)
+        if name in RESERVED or name.startswith("p_") or name in [f for f, _ in fields]:
+            name = canonical
+        fields.append((name, canonical))
+    return fields
+
+
+def _label_names_for(scorer, data_spec: DataSpec) -> tuple[TaskData, list[str]]:
+    """Load the data with the model's label order, so gold ids and logits columns agree."""
+    model_names = list(scorer.label_names)
+    generic = all(n == f"LABEL_{i}" for i, n in enumerate(model_names))
+    data = load_task_data(data_spec, label_names=None if generic else model_names)
+    names = model_names
+    if generic and data.has_labels and len(data.label_names) == len(model_names):
+        names = list(data.label_names)  # an unnamed head: the data's own label names are the best guess
+    if data.has_labels and len(data.label_names) > len(model_names):
+        raise UserError(f"the data has {len(data.label_names)} labels but the model predicts {len(model_names)}",
+                        data.spec.describe(), "use a model trained on this task, or pass --unlabeled")
+    return data, names
+
+
+def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = None) -> PredictSummary:
+    """Score ``config.data`` and write the predictions (and ranked output for ranking data)."""
+    from bertdistill.data.tokenize import check_max_length
+    from bertdistill.inference import is_onnx_dir, load_scorer
+    from bertdistill.config import save_config
+    from bertdistill.metrics import compute_metrics, positive_label_index, softmax
+    from bertdistill.models import resolve_model
+
+    if not config.output:
+        raise UserError("no output file given", None, "pass --output preds.jsonl (or .tsv)")
+    output = Path(config.output)
+    fmt = _output_format(output)
+    _check_output(output, config.overwrite)
+    for value, option in ((config.batch_size, "--batch-size"), (config.chunk_rows, "--chunk-rows")):
+        if value < 1:
+            raise UserError(f"{option} {value} must be at least 1", None, f"use {option} 1 or more")
+    model = config.model if config.model and is_onnx_dir(config.model) else resolve_model(config.model)
+    start = time.perf_counter()
+    scorer = load_scorer(model, config.backend, threads=config.threads, trust_remote_code=config.trust_remote_code)
+    check_max_length(scorer.tokenizer, scorer.config, config.max_length)
+    from bertdistill.models import is_classifier
+
+    if not is_classifier(scorer.config):
+        raise UserError("is a base encoder without a trained classifier head, so predictions would be random",
+                        str(model), "pass --model a model trained with bertdistill finetune, or its ONNX export")
+    data, label_names = _label_names_for(scorer, config.data)
+    ranked = data.kind == "ranking" and data.has_groups
+    if ranked:
+        _check_output(ranked_path(output), config.overwrite)
+    text_fields = _text_fields(data, config.include_text)
+    gold_names = data.label_names if data.has_labels else None
+
+    n = data.num_rows
+    logits_all: np.ndarray | None = None
+    with _atomic_file(output) as fh:
+        writer = _RowWriter(fh, fmt, text_fields, label_names, data.has_labels, data.has_groups, ranked=False)
+        for begin in range(0, n, config.chunk_rows):
+            end = min(n, begin + config.chunk_rows)
+            chunk = data.subset(range(begin, end))
+            logits = _chunk_logits(scorer, chunk, config)
+            if logits.shape[1] != len(label_names):
+                raise UserError(f"the model returns {logits.shape[1]} logits but names {len(label_names)} labels",
+                                str(model), "check id2label in the model's config.json")
+            if logits_all is None:
+                logits_all = np.zeros((n, logits.shape[1]), dtype=np.float32)
+            logits_all[begin:end] = logits
+            _write_rows(writer, chunk, range(begin, end), text_fields, softmax(logits), gold_names)
+            if on_rows:
+                on_rows(end - begin)
+    assert logits_all is not None  # load_task_data refuses empty data
+    probs_all = softmax(logits_all)
+
+    ranked_out = None
+    if ranked:
+        ranked_out = ranked_path(output)
+        _write_ranked(ranked_out, fmt, data, text_fields, label_names, probs_all,
+                      positive_label_index(label_names), gold_names, config.chunk_rows)
+
+    metrics = None
+    if data.has_labels:
+        groups = data.column("group") if data.has_groups else None
+        metrics = compute_metrics(data.kind, label_names, data.column("label"), logits_all, groups)
+    seconds = time.perf_counter() - start
+    summary = PredictSummary(output=str(output), ranked_output=str(ranked_out) if ranked_out else None, rows=n,
+                             backend=scorer.backend, model=str(model), label_names=label_names, kind=data.kind,
+                             seconds=round(seconds, 2), examples_per_second=round(n / max(seconds, 1e-9), 1),
+                             metrics=metrics)
+    save_config(config, output.with_name(output.name + ".config.json"))
+    return summary
+
+
+def _chunk_logits(scorer, chunk: TaskData, config: PredictConfig) -> np.ndarray:
+    from bertdistill.inference import predict_logits
+
+    return predict_logits(scorer, chunk, config.max_length, config.batch_size)
+
+
+def _write_rows(writer: _RowWriter, chunk: TaskData, indices: range, text_fields: list[tuple[str, str]],
+                probs: np.ndarray, gold_names: list[str] | None) -> None:
+    columns = {canonical: chunk.column(canonical) for _, canonical in text_fields}
+    groups = chunk.column("group") if chunk.has_groups else None
+    labels = chunk.column("label") if gold_names else None
+    for j, index in enumerate(indices):
+        lead = {"index": index}
+        if groups is not None:
+            lead["group"] = groups[j]
+        texts = [columns[c][j] for _, c in text_fields]
+        writer.write(lead, texts, probs[j], gold_names[labels[j]] if labels is not None else None)
+
+
+def _write_ranked(path: Path, fmt: str, data: TaskData, text_fields: list[tuple[str, str]],
+                  label_names: list[str], probs: np.ndarray, positive: int, gold_names: list[str] | None,
+                  chunk_rows: int) -> None:
+    """Queries in order of first appearance; candidates by P(positive), ties in input order."""
+    groups = data.column("group")
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    order: list[int] = []
+    ranks: list[int] = []
+    for rows in members.values():
+        ranked_rows = sorted(rows, key=lambda i: -probs[i, positive])  # stable: ties keep input order
+        order.extend(ranked_rows)
+        ranks.extend(range(1, len(ranked_rows) + 1))
+    with _atomic_file(path) as fh:
+        writer = _RowWriter(fh, fmt, text_fields, label_names, gold_names is not None, True, ranked=True)
+        for begin in range(0, len(order), chunk_rows):
+            idx = order[begin:begin + chunk_rows]
+            chunk = data.subset(idx)
+            columns = {canonical: chunk.column(canonical) for _, canonical in text_fields}
+            labels = chunk.column("label") if gold_names else None
+            for j, i in enumerate(idx):
+                lead = {"group": groups[i], "rank": ranks[begin + j], "index": i}
+                texts = [columns[c][j] for _, c in text_fields]
+                writer.write(lead, texts, probs[i], gold_names[labels[j]] if labels is not None else None)
+
+
+def predict(config: PredictConfig) -> Path:
+    """Score a file; returns the path of the predictions (see ``predict_file`` for the summary)."""
+    return Path(predict_file(config).output)
