@@ -28,15 +28,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _check_lengths(labels: np.ndarray, preds: np.ndarray) -> None:
+    # numpy would broadcast or compare element-wise to False; a silent wrong score is worse.
+    if len(labels) != len(preds):
+        raise ValueError(f"{len(labels)} labels but {len(preds)} predictions")
+
+
 def accuracy(labels: Sequence[int], preds: Sequence[int]) -> float:
     """Fraction of predictions equal to the gold label."""
     labels, preds = np.asarray(labels), np.asarray(preds)
+    _check_lengths(labels, preds)
     return float((labels == preds).mean()) if len(labels) else 0.0
 
 
 def f1_binary(labels: Sequence[int], preds: Sequence[int], positive: int = 1) -> float:
     """F1 = 2PR/(P+R) of the positive class."""
     labels, preds = np.asarray(labels), np.asarray(preds)
+    _check_lengths(labels, preds)
     tp = int(((preds == positive) & (labels == positive)).sum())
     fp = int(((preds == positive) & (labels != positive)).sum())
     fn = int(((preds != positive) & (labels == positive)).sum())
@@ -75,6 +83,8 @@ def reciprocal_rank(relevant_sorted: Sequence[bool]) -> float:
 
 def map_mrr(groups: Sequence, labels: Sequence[int], scores: Sequence[float], positive: int = 1) -> dict:
     """MAP and MRR over queries with at least one relevant candidate (ties keep input order)."""
+    if not len(groups) == len(labels) == len(scores):  # zip() would silently drop the tail
+        raise ValueError(f"{len(groups)} groups, {len(labels)} labels, {len(scores)} scores")
     aps, rrs, skipped = [], [], 0
     for items in _groups(groups, labels, scores, positive).values():
         if not any(rel for _, rel in items):
@@ -105,7 +115,7 @@ def compute_metrics(kind: str, label_names: Sequence[str], labels: Sequence[int]
 
 
 def main_metric(kind: str, label_names: Sequence[str]) -> str:
-    """The metric a task is judged by: MAP for ranking, F1 for binary pairs... accuracy otherwise."""
+    """The metric a task is judged by: MAP for ranking, accuracy otherwise (as GLUE's RTE/QNLI/SST-2)."""
     if kind == "ranking":
         return "map"
     return "accuracy"
