@@ -1,12 +1,164 @@
-"""``bertdistill finetune``: filled in by its own issue."""
+"""``bertdistill finetune``: fine-tune a classifier, or distill a student from a teacher label store."""
 
 from __future__ import annotations
 
-from bertdistill.errors import UserError
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bertdistill.commands import common as c
 
 NAME = "finetune"
-HELP = "Not available yet."
+HELP = """Fine-tune a sequence classifier, or distill a student from teachers' stored outputs
+(KD, multi-teacher TMKD heads or averaged targets, PKD on intermediate [CLS] states).
+
+Examples:
+  bertdistill finetune --data train.tsv --eval-data dev.tsv --model bert-base-dir --output teacher
+  bertdistill finetune --data train.tsv --labels train.store --eval-data dev.tsv \\
+      --student-from bert-base-dir --student-layers 3 --pkd skip --alpha 0.7 --temperature 2 --output student
+"""
+
+STUDENT = "Student"
+DISTILL = "Distillation"
+TRAIN = "Training"
+
+EvalData = Annotated[Optional[Path], typer.Option("--eval-data", help="Eval file (same column mapping as --data).",
+                                                  rich_help_panel=c.DATA_PANEL)]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Output model directory.")]
+StudentFrom = Annotated[Optional[str], typer.Option(
+    "--student-from", help="Model whose layers start the student (pre-trained, or a pretrain-student output).",
+    rich_help_panel=STUDENT)]
+StudentLayers = Annotated[Optional[int], typer.Option("--student-layers", help="Encoder layers kept (default: all).",
+                                                      rich_help_panel=STUDENT)]
+LayerMap = Annotated[str, typer.Option("--layer-map", help="Which layers: first, skip (evenly spaced) or 1-based i,j,k.",
+                                       rich_help_panel=STUDENT)]
+StudentConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--student-config", help='JSON shape of a randomly initialized student, e.g. {"layers": 3, "width": 256, "heads": 4}.',
+    rich_help_panel=STUDENT)]
+TeacherMode = Annotated[Optional[str], typer.Option(
+    "--teacher-mode", help="heads (TMKD: one head per teacher; default for several) or avg (averaged target).",
+    rich_help_panel=DISTILL)]
+TeacherWeights = Annotated[Optional[str], typer.Option("--teacher-weights", help="Per-teacher weights, e.g. 1,1,2.",
+                                                       rich_help_panel=DISTILL)]
+Teachers = Annotated[Optional[str], typer.Option("--teachers", help="Use only these teachers of the store.",
+                                                 rich_help_panel=DISTILL)]
+Temperature = Annotated[float, typer.Option("--temperature", "-T", help="Softmax temperature T of the KD loss.",
+                                            rich_help_panel=DISTILL)]
+KdLoss = Annotated[str, typer.Option("--kd-loss", help="kl (T²·KL of softened probabilities) or mse (on logits).",
+                                     rich_help_panel=DISTILL)]
+Pkd = Annotated[str, typer.Option("--pkd", help="Patient KD on [CLS] states: none, skip or last.",
+                                  rich_help_panel=DISTILL)]
+PkdBeta = Annotated[float, typer.Option("--pkd-beta", help="Weight β of the PKD loss.", rich_help_panel=DISTILL)]
+PkdProjection = Annotated[bool, typer.Option(
+    "--pkd-projection/--no-pkd-projection", help="Learn a projection when student and teacher widths differ.",
+    rich_help_panel=DISTILL)]
+Epochs = Annotated[float, typer.Option("--epochs", help="Passes over the training data.", rich_help_panel=TRAIN)]
+MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer updates (overrides --epochs).",
+                                                rich_help_panel=TRAIN)]
+GradAccum = Annotated[int, typer.Option("--grad-accum", help="Micro-batches per optimizer update.",
+                                        rich_help_panel=TRAIN)]
+Lr = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).", rich_help_panel=TRAIN)]
+Warmup = Annotated[float, typer.Option("--warmup-ratio", help="Share of updates with linear warm-up.",
+                                       rich_help_panel=TRAIN)]
+WeightDecay = Annotated[float, typer.Option("--weight-decay", rich_help_panel=TRAIN)]
+Seed = Annotated[int, typer.Option("--seed", rich_help_panel=TRAIN)]
+MixedPrecision = Annotated[str, typer.Option("--mixed-precision", help="no, bf16 (works on CPU) or fp16.",
+                                             rich_help_panel=TRAIN)]
+EvalEvery = Annotated[Optional[int], typer.Option("--eval-every", help="Evaluate every N updates (and each epoch).",
+                                                  rich_help_panel=TRAIN)]
+SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint every N updates (and each epoch).",
+                                        rich_help_panel=TRAIN)]
+BestMetric = Annotated[Optional[str], typer.Option(
+    "--best-metric", help="Metric that picks the saved model (default: MAP for ranking, else accuracy).",
+    rich_help_panel=TRAIN)]
+KeepCheckpoints = Annotated[bool, typer.Option("--keep-checkpoints", help="Keep checkpoints in the output.",
+                                               rich_help_panel=TRAIN)]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in --output.",
+                                      rich_help_panel=TRAIN)]
 
 
-def command() -> None:
-    raise UserError("not available yet", "bertdistill finetune", "see the issue tracker")
+def floats(text: str | None, option: str) -> list[float] | None:
+    from bertdistill.errors import UserError
+
+    items = c.split_list(text)
+    if items is None:
+        return None
+    try:
+        return [float(x) for x in items]
+    except ValueError:
+        raise UserError(f"{text!r} is not a list of numbers", option, "write e.g. 1,1,2") from None
+
+
+def student_config(student_from, model, student_layers, layer_map, student_config_path):
+    from bertdistill.config import config_from_dict
+    from bertdistill.errors import UserError
+    from bertdistill.io import read_json
+    from bertdistill.training.config import StudentConfig
+
+    if student_from and model:
+        raise UserError("--model and --student-from both given", None,
+                        "use --model for plain fine-tuning of a whole model, --student-from for a student")
+    cfg = StudentConfig(source=student_from or model, layers=student_layers, layer_map=layer_map)
+    if student_config_path:
+        shape = read_json(student_config_path)
+        if not isinstance(shape, dict):
+            raise UserError("expected a JSON object", str(student_config_path), 'write e.g. {"layers": 3, "width": 256}')
+        shape = config_from_dict(StudentConfig, {k: v for k, v in shape.items() if k != "source"},
+                                 str(student_config_path))
+        cfg.random_init = True
+        cfg.layers = shape.layers or student_layers
+        cfg.width, cfg.heads, cfg.intermediate = shape.width, shape.heads, shape.intermediate
+    return cfg
+
+
+def command(
+    data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
+    data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
+    label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
+    label_names: c.LabelNames = None, limit: c.Limit = None,
+    eval_data: EvalData = None,
+    eval_limit: Annotated[Optional[int], typer.Option("--eval-limit", help="Use only the first N eval rows.",
+                                                      rich_help_panel=c.DATA_PANEL)] = None,
+    labels: Annotated[Optional[Path], typer.Option(
+        "--labels", help="Teacher label store of the training data (from bertdistill label): distillation.",
+        rich_help_panel=DISTILL)] = None,
+    eval_labels: Annotated[Optional[Path], typer.Option(
+        "--eval-labels", help="Label store of the eval data (adds distill_loss and teacher agreement).",
+        rich_help_panel=DISTILL)] = None,
+    output: Output = Path("student"),
+    model: c.ModelOpt = None,
+    student_from: StudentFrom = None, student_layers: StudentLayers = None, layer_map: LayerMap = "first",
+    student_config_path: StudentConfigOpt = None,
+    teacher_mode: TeacherMode = None, teacher_weights: TeacherWeights = None, teachers: Teachers = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Weight α of the teachers' soft loss; gold labels get 1−α.",
+                                         rich_help_panel=DISTILL)] = 0.5,
+    temperature: Temperature = 2.0, kd_loss: KdLoss = "kl", pkd: Pkd = "none", pkd_beta: PkdBeta = 10.0,
+    pkd_projection: PkdProjection = True,
+    epochs: Epochs = 3.0, max_steps: MaxSteps = None, batch_size: c.BatchSize = 32, grad_accum: GradAccum = 1,
+    lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
+    mixed_precision: MixedPrecision = "no", eval_every: EvalEvery = None, save_every: SaveEvery = 500,
+    best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
+    overwrite: c.Overwrite = False, resume: Resume = False,
+) -> None:
+    from bertdistill.data.sources import spec_with
+    from bertdistill.training.config import DistillConfig, FinetuneConfig, TrainConfig
+    from bertdistill.training.finetune import finetune
+
+    spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
+                       group_column, task, label_names, False, limit)
+    eval_spec = spec_with(spec, path=str(eval_data), dataset=None, limit=eval_limit) if eval_data else None
+    config = FinetuneConfig(
+        train_data=spec, eval_data=eval_spec, labels=str(labels) if labels else None,
+        eval_labels=str(eval_labels) if eval_labels else None, output=str(output),
+        student=student_config(student_from, model, student_layers, layer_map, student_config_path),
+        train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
+                          grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+                          seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
+                          best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints),
+        distill=DistillConfig(alpha=alpha, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
+                              teacher_weights=floats(teacher_weights, "--teacher-weights"),
+                              teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
+                              pkd_projection=pkd_projection),
+        overwrite=overwrite, resume=resume)
+    finetune(config)

@@ -1,12 +1,73 @@
-"""``bertdistill pretrain-student``: filled in by its own issue."""
+"""``bertdistill pretrain-student``: TMKD stage 1, distilling the teachers on an unlabeled corpus."""
 
 from __future__ import annotations
 
-from bertdistill.errors import UserError
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bertdistill.commands import common as c
+from bertdistill.commands import finetune as f
 
 NAME = "pretrain-student"
-HELP = "Not available yet."
+HELP = """Stage 1 of TMKD: train a student to imitate the teachers on unlabeled question-passage
+pairs labeled by `bertdistill label` (soft losses only: KD per teacher head or averaged, optional PKD).
+The output is a Hugging Face model that `finetune --student-from` takes for stage 2.
+
+Example:
+  bertdistill pretrain-student --data corpus.tsv --labels corpus.store --student-from bert-base-dir \\
+      --student-layers 3 --max-steps 20000 --save-every 1000 --output stage1
+  bertdistill finetune --data train.tsv --labels train.store --student-from stage1 --output student
+"""
 
 
-def command() -> None:
-    raise UserError("not available yet", "bertdistill pretrain-student", "see the issue tracker")
+def command(
+    data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
+    data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
+    task: c.Task = None, limit: c.Limit = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Teacher label store of the corpus.",
+                                                   rich_help_panel=f.DISTILL)] = None,
+    eval_data: f.EvalData = None,
+    eval_labels: Annotated[Optional[Path], typer.Option("--eval-labels", help="Label store of --eval-data.",
+                                                        rich_help_panel=f.DISTILL)] = None,
+    eval_fraction: Annotated[float, typer.Option(
+        "--eval-fraction", help="Held-out share of the corpus when no --eval-data (0: no evaluation).",
+        rich_help_panel=c.DATA_PANEL)] = 0.02,
+    output: f.Output = Path("student-stage1"),
+    student_from: f.StudentFrom = None, student_layers: f.StudentLayers = None, layer_map: f.LayerMap = "first",
+    student_config_path: f.StudentConfigOpt = None,
+    teacher_mode: f.TeacherMode = None, teacher_weights: f.TeacherWeights = None, teachers: f.Teachers = None,
+    temperature: f.Temperature = 2.0, kd_loss: f.KdLoss = "kl", pkd: f.Pkd = "none", pkd_beta: f.PkdBeta = 10.0,
+    pkd_projection: f.PkdProjection = True,
+    epochs: f.Epochs = 1.0, max_steps: f.MaxSteps = None,
+    time_budget: Annotated[Optional[float], typer.Option(
+        "--time-budget", help="Stop after this many seconds of training (resumable with a larger budget).",
+        rich_help_panel=f.TRAIN)] = None,
+    batch_size: c.BatchSize = 32, grad_accum: f.GradAccum = 1, lr: f.Lr = 1e-4, warmup_ratio: f.Warmup = 0.05,
+    weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = "no",
+    eval_every: f.EvalEvery = None, save_every: f.SaveEvery = 1000, max_length: c.MaxLength = 128,
+    keep_checkpoints: f.KeepCheckpoints = False, overwrite: c.Overwrite = False, resume: f.Resume = False,
+) -> None:
+    from bertdistill.data.sources import spec_with
+    from bertdistill.training.config import DistillConfig, PretrainConfig, TrainConfig
+    from bertdistill.training.pretrain import pretrain_student
+
+    spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, None, None, task,
+                       None, True, limit)
+    config = PretrainConfig(
+        train_data=spec, labels=str(labels) if labels else "",
+        eval_data=spec_with(spec, path=str(eval_data), dataset=None, limit=None) if eval_data else None,
+        eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction, output=str(output),
+        student=f.student_config(student_from, None, student_layers, layer_map, student_config_path),
+        train=TrainConfig(epochs=epochs, max_steps=max_steps, time_budget=time_budget,
+                          batch_size=c.check_positive(batch_size, "--batch-size"), grad_accum=grad_accum, lr=lr,
+                          warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
+                          mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
+                          max_length=max_length, keep_checkpoints=keep_checkpoints),
+        distill=DistillConfig(alpha=1.0, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
+                              teacher_weights=f.floats(teacher_weights, "--teacher-weights"),
+                              teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
+                              pkd_projection=pkd_projection, use_hard_labels=False),
+        overwrite=overwrite, resume=resume)
+    pretrain_student(config)

@@ -1,0 +1,119 @@
+"""Build a student: copy embeddings, chosen encoder layers and pooler of a pretrained model, or
+initialize a narrower model randomly from a shape; the classifier head is sized for the labels."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from bertdistill.errors import UserError
+from bertdistill.training.config import LAYER_MAPS, StudentConfig
+
+_LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)\.(.*)$")
+
+
+def parse_layer_map(text: str) -> str | list[int]:
+    """first, skip, or explicit 1-based layers "1,3,5"."""
+    if text in LAYER_MAPS:
+        return text
+    try:
+        layers = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"layer map {text!r} is not first, skip or a list like 1,3,5", "--layer-map",
+                        "use --layer-map first, skip or 1-based layers such as 2,4,6") from None
+    return layers
+
+
+def student_layer_indices(source_layers: int, k: int | None, layer_map: str | Sequence[int]) -> list[int]:
+    """1-based source layers the student keeps, in order (first: 1..k; skip: evenly spaced ending at the top)."""
+    if isinstance(layer_map, str) and layer_map not in LAYER_MAPS:
+        layer_map = parse_layer_map(layer_map)
+    if not isinstance(layer_map, str):
+        layers = list(layer_map)
+        if k is not None and k != len(layers):
+            raise UserError(f"--student-layers {k} but --layer-map lists {len(layers)} layers", "--layer-map",
+                            "give as many layers as --student-layers, or drop --student-layers")
+        bad = [x for x in layers if not 1 <= x <= source_layers]
+        if bad:
+            raise UserError(f"layers {bad} are outside 1..{source_layers} of the source model", "--layer-map",
+                            f"use layers between 1 and {source_layers}")
+        if len(set(layers)) != len(layers):
+            raise UserError("a layer is listed twice", "--layer-map", "list each layer once")
+        return layers
+    k = source_layers if k is None else k
+    if not 1 <= k <= source_layers:
+        raise UserError(f"--student-layers {k} is outside 1..{source_layers} (the source model's layers)",
+                        "--student-layers", f"use 1 to {source_layers}")
+    if layer_map == "first":
+        return list(range(1, k + 1))
+    return [(2 * i * source_layers + k) // (2 * k) for i in range(1, k + 1)]
+
+
+def _label_kwargs(label_names: Sequence[str]) -> dict:
+    return {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+            "label2id": {n: i for i, n in enumerate(label_names)}}
+
+
+def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int = 42):
+    """(sequence classifier, tokenizer, provenance dict) for a student described by ``cfg``."""
+    from transformers import AutoModelForSequenceClassification
+
+    from bertdistill.models import load_classifier, load_config, load_tokenizer, resolve_model, weights_sha256
+
+    source = resolve_model(cfg.source, "--student-from")
+    tokenizer = load_tokenizer(source, option="--student-from")
+    base_config = load_config(source, option="--student-from")
+    source_layers = base_config.num_hidden_layers
+    info = {"source": source, "source_weights_sha256": weights_sha256(source) if Path(source).is_dir() else None,
+            "source_layers": source_layers}
+    torch.manual_seed(seed)
+    if cfg.random_init:
+        config = base_config.__class__.from_dict(base_config.to_dict())
+        config.num_hidden_layers = cfg.layers or source_layers
+        if cfg.width:
+            config.hidden_size = cfg.width
+            config.intermediate_size = cfg.intermediate or 4 * cfg.width
+        elif cfg.intermediate:
+            config.intermediate_size = cfg.intermediate
+        if cfg.heads:
+            config.num_attention_heads = cfg.heads
+        if config.hidden_size % config.num_attention_heads:
+            raise UserError(f"width {config.hidden_size} is not divisible by {config.num_attention_heads} heads",
+                            "--student-config", "choose heads that divide the width (e.g. width 384, heads 12)")
+        for key, value in _label_kwargs(label_names).items():
+            setattr(config, key, value)
+        config.architectures = None
+        model = AutoModelForSequenceClassification.from_config(config)
+        info.update(random_init=True, layers=config.num_hidden_layers, width=config.hidden_size,
+                    attention_heads=config.num_attention_heads)
+        return model, tokenizer, info
+
+    full = load_classifier(source, list(label_names), option="--student-from")
+    layers = student_layer_indices(source_layers, cfg.layers, cfg.layer_map)
+    info.update(random_init=False, layers_copied=layers, layers=len(layers), width=base_config.hidden_size,
+                classifier_trained=any(a.endswith("ForSequenceClassification")
+                                       for a in (base_config.architectures or [])))
+    if layers == list(range(1, source_layers + 1)):
+        return full, tokenizer, info
+    config = full.config.__class__.from_dict(full.config.to_dict())
+    config.num_hidden_layers = len(layers)
+    model = AutoModelForSequenceClassification.from_config(config)
+    position = {src - 1: dst for dst, src in enumerate(layers)}
+    state = {}
+    for key, value in full.state_dict().items():
+        match = _LAYER_KEY.match(key)
+        if match and match.group(1).endswith(("encoder.layer.", "transformer.layer.")):
+            src = int(match.group(2))
+            if src not in position:
+                continue
+            key = f"{match.group(1)}{position[src]}.{match.group(3)}"
+        state[key] = value
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [m for m in missing if "position_ids" not in m]:
+        raise UserError(f"cannot copy layers of {type(full).__name__} (unmatched weights: "
+                        f"{(unexpected or missing)[:3]})", source,
+                        "use a BERT-family model, or a random student (--student-config)")
+    return model, tokenizer, info

@@ -1,0 +1,75 @@
+"""Loss terms: small pure functions (tensors in, scalar out), combined by a weighted sum of named terms.
+
+Every function computes in float32 (logits may come from bf16 autocast) and averages over the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def hard_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """mean_b −log softmax(z_s)[y]"""
+    return F.cross_entropy(logits.float(), labels.long())
+
+
+def soft_kl_probs(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T² · mean_b KL(p_t ‖ softmax(z_s/T)) for given teacher probabilities p_t"""
+    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    p = teacher_probs.float()
+    kl = (torch.xlogy(p, p) - p * log_q).sum(dim=-1)
+    return temperature ** 2 * kl.mean()
+
+
+def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T² · mean_b KL(softmax(z_t/T) ‖ softmax(z_s/T))"""
+    return soft_kl_probs(student_logits, F.softmax(teacher_logits.float() / temperature, dim=-1), temperature)
+
+
+def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """mean_{b,c} (z_s − z_t)²"""
+    return F.mse_loss(student_logits.float(), teacher_logits.float())
+
+
+def averaged_teacher_probs(teacher_logits: Sequence[torch.Tensor], temperature: float,
+                           weights: Sequence[float] | None = None) -> torch.Tensor:
+    """Σ_k w_k softmax(z_k/T) / Σ_k w_k (one target from several teachers)"""
+    w = _weights(len(teacher_logits), weights)
+    return sum(wk * F.softmax(z.float() / temperature, dim=-1) for wk, z in zip(w, teacher_logits))
+
+
+def averaged_teacher_logits(teacher_logits: Sequence[torch.Tensor], weights: Sequence[float] | None = None) -> torch.Tensor:
+    """Σ_k w_k z_k / Σ_k w_k (the MSE target from several teachers)"""
+    w = _weights(len(teacher_logits), weights)
+    return sum(wk * z.float() for wk, z in zip(w, teacher_logits))
+
+
+def pkd_loss(student_cls: torch.Tensor, teacher_cls: torch.Tensor) -> torch.Tensor:
+    """mean_{b,l} ‖h_s/‖h_s‖ − h_t/‖h_t‖‖² over [CLS] states shaped (B, layers, H)"""
+    s = F.normalize(student_cls.float(), p=2, dim=-1)
+    t = F.normalize(teacher_cls.float(), p=2, dim=-1)
+    return (s - t).pow(2).sum(dim=-1).mean()
+
+
+def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """Σ_name weights[name] · terms[name] (terms with weight 0 are skipped)"""
+    total = None
+    for name, value in terms.items():
+        w = weights.get(name, 0.0)
+        if w == 0:
+            continue
+        total = w * value if total is None else total + w * value
+    if total is None:
+        raise ValueError("no loss term has a non-zero weight")
+    return total
+
+
+def _weights(n: int, weights: Sequence[float] | None) -> list[float]:
+    w = [1.0] * n if weights is None else [float(x) for x in weights]
+    if len(w) != n:
+        raise ValueError(f"{len(w)} weights for {n} teachers")
+    s = sum(w)
+    return [x / s for x in w]
