@@ -1,7 +1,8 @@
 """Two CPU processes (gloo) give the same result as one process with the same global batch.
 
-Launched with torchrun: Accelerate picks up the process group from its environment (accelerate
-launch's CPU mode starts only one process without an MPI setup).
+Launched with `accelerate launch --multi_gpu --num_processes 2`: on a machine without GPUs that starts
+two processes through torchrun and Accelerate runs them as MULTI_CPU with gloo (its `--cpu` mode would
+need mpirun for more than one process).
 """
 
 import json
@@ -65,8 +66,9 @@ def test_two_processes_match_one(tmp_path):
     save_config(config("two", 4), tmp_path / "two.json")
     (tmp_path / "worker.py").write_text(WORKER)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           str(tmp_path / "worker.py"), str(tmp_path / "two.json")]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), str(tmp_path / "worker.py"), str(tmp_path / "two.json")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
