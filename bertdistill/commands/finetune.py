@@ -74,8 +74,9 @@ BestMetric = Annotated[Optional[str], typer.Option(
     rich_help_panel=TRAIN)]
 KeepCheckpoints = Annotated[bool, typer.Option("--keep-checkpoints", help="Keep checkpoints in the output.",
                                                rich_help_panel=TRAIN)]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in --output.",
-                                      rich_help_panel=TRAIN)]
+Resume = Annotated[bool, typer.Option(
+    "--resume", help="Continue from the latest checkpoint in --output (starts afresh when there is none yet, "
+                     "so an interrupted command can simply be run again).", rich_help_panel=TRAIN)]
 
 
 def floats(text: str | None, option: str) -> list[float] | None:

@@ -220,12 +220,15 @@ def train(config: TrainConfig, model, train_set: TrainSet, eval_set: EvalSet | N
     latest = None
     if resume:
         latest = latest_checkpoint(output)
-        if latest is None:
-            if is_complete(output):
-                raise UserError("this run already finished (the output is a complete model)", str(output),
-                                "drop --resume, or use --overwrite to train again")
-            raise UserError("no checkpoint to resume from", str(output / CHECKPOINTS),
-                            "run without --resume (checkpoints are written every --save-every steps)")
+        if latest is None and is_complete(output):
+            raise UserError("this run already finished (the output is a complete model)", str(output),
+                            "drop --resume, or use --overwrite to train again")
+        # No checkpoint yet (killed before the first one, or a first run with --resume): start afresh,
+        # so the same command can simply be run again after any interruption.
+        if latest is None and output.exists() and any(output.iterdir()) and not ckpt_root.exists():
+            raise UserError("output path exists but holds no training checkpoint", str(output),
+                            "choose another --output, or pass --overwrite to replace it")
+    if latest is not None:
         saved = read_json(latest / STATE_FILE)
         if fingerprint is not None and saved.get("fingerprint") != fingerprint:
             old, new = saved.get("fingerprint") or {}, fingerprint
@@ -233,7 +236,7 @@ def train(config: TrainConfig, model, train_set: TrainSet, eval_set: EvalSet | N
             raise UserError(f"the checkpoint was made with other settings ({', '.join(diff[:4])})", str(latest),
                             "resume with the same options as the interrupted run")
     else:
-        if output.exists() and not overwrite:
+        if output.exists() and not overwrite and not resume:
             raise UserError("output path already exists", str(output),
                             "pass --overwrite to replace it, --resume to continue it, or choose another path")
         if main and ckpt_root.exists():
