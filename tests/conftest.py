@@ -39,7 +39,8 @@ def make_tiny_bert(path: Path, layers: int = 4, hidden: int = 32, heads: int = 2
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(path / "vocab.txt", vocab_extra)
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    # transformers 5 reads the word list from `vocab` (vocab_file alone gives a 5-token vocabulary)
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), vocab=str(vocab), do_lower_case=True)
     config = BertConfig(vocab_size=len(vocab.read_text().split()), hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=heads, intermediate_size=hidden * 2,
                         max_position_embeddings=max_positions, num_labels=len(label_names),

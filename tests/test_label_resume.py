@@ -1,0 +1,74 @@
+"""An interrupted label run (kill -9), started again with the same command, equals a clean run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_bert, write_toy_pairs
+
+from bertdistill.data.sources import DataSpec
+from bertdistill.errors import UserError
+from bertdistill.io import is_complete
+from bertdistill.teachers.label import LabelConfig, label, partial_dir
+from bertdistill.teachers.store import LabelStore
+
+
+def label_cmd(teacher, data, out, *extra):
+    return [sys.executable, "-m", "bertdistill", "label", "--teacher", f"t={teacher}", "--data", str(data),
+            "--hidden-layers", "all", "--shard-rows", "100", "--batch-size", "8", "--threads", "1",
+            "--quiet", "--output", str(out), *extra]
+
+
+def same_command(teacher, data, out):
+    return LabelConfig(teachers=[f"t={teacher}"], data=DataSpec(path=str(data)), output=str(out),
+                       hidden_layers="all", shard_rows=100, batch_size=8, threads=1, quiet=True)
+
+
+def test_killed_run_resumes_to_clean_result(tmp_path):
+    teacher = make_tiny_bert(tmp_path / "teacher", layers=2, seed=4)
+    data = write_toy_pairs(tmp_path / "pairs.tsv", n=1200, seed=5)
+    out = tmp_path / "store"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first_shard = partial_dir(out) / "shards" / "shard-00000"
+
+    proc = subprocess.Popen(label_cmd(teacher, data, out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 40
+    while not first_shard.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first_shard.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no shard in time"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and not is_complete(partial_dir(out)), "run finished before it could be killed"
+    done = sorted(p.name for p in (partial_dir(out) / "shards").glob("shard-*"))
+    assert 1 <= len(done) < 12
+    stamp = (first_shard / "state.json").stat().st_mtime_ns
+
+    # A different command must not take over the partial store.
+    with pytest.raises(UserError, match="different command"):
+        label(LabelConfig(teachers=[f"t={teacher}"], data=DataSpec(path=str(data)), output=str(out),
+                          shard_rows=100, quiet=True))
+
+    # The same command again, in this process (saves a second interpreter start; the config is identical).
+    threads = torch.get_num_threads()
+    try:
+        label(same_command(teacher, data, out))
+        assert (out / "shards" / "shard-00000" / "state.json").stat().st_mtime_ns == stamp  # not labeled again
+        assert not partial_dir(out).exists()
+        clean = label(same_command(teacher, data, tmp_path / "clean"))
+    finally:
+        torch.set_num_threads(threads)
+    resumed, reference = LabelStore.open(out), LabelStore.open(clean)
+    assert resumed.num_rows == reference.num_rows == 1200
+    np.testing.assert_array_equal(resumed.logits("t"), reference.logits("t"))
+    rows = range(0, 1200, 7)
+    np.testing.assert_array_equal(resumed.hidden("t", rows, [1, 2]), reference.hidden("t", rows, [1, 2]))
+    strip = lambda m: {k: v for k, v in m.items() if k != "config"}  # noqa: E731
+    assert strip(resumed.meta) == strip(reference.meta)
