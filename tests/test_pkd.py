@@ -20,7 +20,7 @@ def test_pkd_maps(teacher, student, skip, last):
 
 
 def test_pkd_map_refuses_deeper_student_and_unknown_mode():
-    with pytest.raises(UserError, match="more than the teacher"):
+    with pytest.raises(UserError, match="deeper than the 3-layer teacher"):
         pkd_layer_map(3, 6, "skip")
     with pytest.raises(UserError, match="unknown PKD mode"):
         pkd_layer_map(12, 6, "middle")

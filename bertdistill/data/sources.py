@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import datasets
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from bertdistill.errors import UserError
 
@@ -162,27 +163,26 @@ def load_task_data(spec: DataSpec, label_names: list[str] | None = None,
     dropped = 0
     label_out: list[str] = []
     if label_col:
-        raw = _label_strings(table, label_col, spec)
-        keep = [v not in spec.drop_labels for v in raw]
-        dropped = keep.count(False)
-        if dropped:
-            mask = pa.array(keep)
-            columns = {k: v.filter(mask) for k, v in columns.items()}
-            raw = [v for v, k in zip(raw, keep) if k]
-        empty = next((i for i, v in enumerate(raw) if v == ""), None)
+        # Arrow compute throughout: no Python object per row, so memory stays flat on large corpora.
+        raw = _label_strings(table, label_col)
+        if spec.drop_labels:
+            keep = pc.invert(pc.is_in(raw, value_set=pa.array(spec.drop_labels, type=pa.string())))
+            dropped = len(raw) - pc.sum(keep).as_py() if len(raw) else 0
+            if dropped:
+                columns = {k: v.filter(keep) for k, v in columns.items()}
+                raw = raw.filter(keep)
+        empty = _first_true(pc.equal(raw, ""))
         if empty is not None:
             raise UserError(f"row {empty + 1} has an empty label in column {label_col!r}", where,
                             "fill it in, or pass --unlabeled to ignore labels")
         names_fixed = label_names or spec.label_names
-        label_out = list(names_fixed) if names_fixed else _infer_label_names(raw)
-        index = {name: i for i, name in enumerate(label_out)}
-        ids = []
-        for i, value in enumerate(raw):
-            if value not in index:
-                raise UserError(f"row {i + 1} has label {value!r}, which is not one of {label_out}",
-                                where, "fix the row, drop it, or set the label names with --label-names")
-            ids.append(index[value])
-        columns["label"] = pa.array(ids, type=pa.int64())
+        label_out = list(names_fixed) if names_fixed else _infer_label_names(pc.unique(raw).to_pylist())
+        ids = pc.index_in(raw, value_set=pa.array(label_out, type=pa.string()))
+        bad = _first_true(pc.is_null(ids))
+        if bad is not None:
+            raise UserError(f"row {bad + 1} has label {raw[bad].as_py()!r}, which is not one of {label_out}",
+                            where, "fix the row, drop it, or set the label names with --label-names")
+        columns["label"] = ids.cast(pa.int64())
         column_map["label"] = label_col
     else:
         label_out = list(label_names or spec.label_names or [])
@@ -199,8 +199,8 @@ def load_task_data(spec: DataSpec, label_names: list[str] | None = None,
 
 
 def _check_ranking(data: TaskData, where: str) -> None:
-    groups = data.dataset["group"]
-    if len(set(groups)) == len(groups):
+    groups = data.dataset.data.column("group")
+    if pc.count_distinct(groups).as_py() == len(groups):
         raise UserError("ranking data has one candidate per group, so nothing is ranked", where,
                         "name the query-id column with --group-column, or use --task pair")
 
@@ -220,22 +220,26 @@ def _is_int(value: str) -> bool:
         return False
 
 
-def _label_strings(table: pa.Table, column: str, spec: DataSpec) -> list[str]:
-    values = table.column(column).to_pylist()
-    feature_names = table.schema.field(column).metadata or {}
-    names = feature_names.get(b"class_names")
-    if names:  # hub ClassLabel: ints to names; -1 means unlabeled
-        class_names = names.decode().split("\x1f")
-        return ["-" if v is None or v < 0 else class_names[v] for v in values]
-    out = []
-    for v in values:
-        if v is None:
-            out.append("")
-        elif isinstance(v, float) and v.is_integer():
-            out.append(str(int(v)))
-        else:
-            out.append(str(v).strip())
-    return out
+def _label_strings(table: pa.Table, column: str) -> pa.Array:
+    """Label values as trimmed strings ("" where missing); integer-valued floats print as integers."""
+    col = table.column(column).combine_chunks()
+    meta = table.schema.field(column).metadata or {}
+    if meta.get(b"class_names"):  # hub ClassLabel: ints to names; -1 means unlabeled
+        names = pa.array(meta[b"class_names"].decode().split("\x1f") + ["-"], type=pa.string())
+        ids = pc.if_else(pc.less(pc.fill_null(col, -1), 0), len(names) - 1, pc.fill_null(col, -1))
+        return pc.take(names, ids)
+    if pa.types.is_floating(col.type):
+        whole = pc.all(pc.equal(pc.floor(col), col)).as_py()
+        if whole is not False:
+            col = col.cast(pa.int64())
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        col = col.cast(pa.string())
+    return pc.utf8_trim_whitespace(pc.fill_null(col.cast(pa.string()), ""))
+
+
+def _first_true(mask: pa.Array) -> int | None:
+    index = pc.index(mask, True).as_py()
+    return None if index < 0 else index
 
 
 def _as_text(table: pa.Table, column: str, where: str) -> pa.Array:
