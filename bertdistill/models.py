@@ -7,6 +7,7 @@ is used. Weights load through safetensors when present; remote code only when as
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 from bertdistill.errors import UserError
@@ -118,6 +119,11 @@ def load_classifier(model: str, label_names: list[str] | None = None, trust_remo
             model, trust_remote_code=trust_remote_code, **kwargs)
     except (OSError, ValueError) as exc:
         raise _hub_error(model, exc, option) from None
+    except pickle.UnpicklingError:
+        # torch.load(weights_only=True) met objects that are not plain tensors; loading them would run code.
+        raise UserError("refused to load the weights: the .bin file holds pickled objects, not only tensors",
+                        model, "use a trusted copy saved as safetensors (model.save_pretrained writes "
+                               "model.safetensors)") from None
     finally:
         hf_logging.set_verbosity(verbosity)
 

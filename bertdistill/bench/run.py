@@ -90,6 +90,8 @@ class BenchConfig:
     """Name of the model ratios are relative to; default the first."""
     seed: int = 0
     """Seeds the timing sample and any freshly initialized classifier head (base encoders)."""
+    trust_remote_code: bool = False
+    """Allow model code from the hub (off unless --trust-remote-code)."""
 
 
 @dataclass
@@ -282,7 +284,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
         scorers, perms = [], []
         for spec in specs:
             torch.manual_seed(config.seed)  # a base encoder's fresh head is then the same in every run
-            scorer = load_scorer(spec.path, spec.backend, threads=threads)
+            scorer = load_scorer(spec.path, spec.backend, threads=threads,
+                                 trust_remote_code=config.trust_remote_code)
             perms.append(_label_permutation(list(scorer.label_names), label_names, spec))
             check_max_length(scorer.tokenizer, scorer.config, config.max_length)
             if config.seq_len is not None:

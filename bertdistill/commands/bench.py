@@ -58,6 +58,7 @@ def command(
                                                          rich_help_panel=OUTPUT)] = None,
     plot_out: Annotated[Optional[Path], typer.Option(
         "--plot", help="Write a speed–quality chart (PNG; needs matplotlib).", rich_help_panel=OUTPUT)] = None,
+    trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.bench import BenchConfig, check_config, print_result, require_matplotlib, run_bench, write_outputs
     from bertdistill.errors import UserError
@@ -72,7 +73,8 @@ def command(
                        group_column, task, label_names, False, limit)
     config = BenchConfig(models=list(model), data=spec, batch_sizes=sizes, threads=threads, warmup=warmup,
                          repeats=repeats, seq_len=seq_len, max_length=max_length,
-                         metric_batch_size=metric_batch_size, baseline=baseline, seed=seed)
+                         metric_batch_size=metric_batch_size, baseline=baseline, seed=seed,
+                         trust_remote_code=trust_remote_code)
     # Fail on bad settings and unwritable outputs before minutes of measuring.
     check_config(config)
     if plot_out:

@@ -27,6 +27,7 @@ def command(
     model: c.ModelOpt = None, max_length: c.MaxLength = 512,
     no_tokens: Annotated[bool, typer.Option("--no-tokens", help="Skip token-length percentiles.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the summary as JSON here.")] = None,
+    trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.data.sources import load_task_data
     from bertdistill.data.summary import summarize
@@ -37,7 +38,7 @@ def command(
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
     task_data = load_task_data(spec)
-    tokenizer = None if no_tokens else load_tokenizer(resolve_model(model))
+    tokenizer = None if no_tokens else load_tokenizer(resolve_model(model), trust_remote_code)
     summary = summarize(task_data, tokenizer, max_length)
     print_summary(summary)
     if json_out:

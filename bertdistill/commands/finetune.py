@@ -91,7 +91,8 @@ def floats(text: str | None, option: str) -> list[float] | None:
         raise UserError(f"{text!r} is not a list of numbers", option, "write e.g. 1,1,2") from None
 
 
-def student_config(student_from, model, student_layers, layer_map, student_config_path):
+def student_config(student_from, model, student_layers, layer_map, student_config_path,
+                   trust_remote_code: bool = False):
     from bertdistill.config import config_from_dict
     from bertdistill.errors import UserError
     from bertdistill.io import read_json
@@ -100,7 +101,8 @@ def student_config(student_from, model, student_layers, layer_map, student_confi
     if student_from and model:
         raise UserError("--model and --student-from both given", None,
                         "use --model for plain fine-tuning of a whole model, --student-from for a student")
-    cfg = StudentConfig(source=student_from or model, layers=student_layers, layer_map=layer_map)
+    cfg = StudentConfig(source=student_from or model, layers=student_layers, layer_map=layer_map,
+                        trust_remote_code=trust_remote_code)
     if student_config_path:
         shape = read_json(student_config_path)
         if not isinstance(shape, dict):
@@ -140,7 +142,7 @@ def command(
     lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = "no", eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
-    overwrite: c.Overwrite = False, resume: Resume = False,
+    overwrite: c.Overwrite = False, resume: Resume = False, trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.data.sources import spec_with
     from bertdistill.training.config import DistillConfig, FinetuneConfig, TrainConfig
@@ -152,7 +154,8 @@ def command(
     config = FinetuneConfig(
         train_data=spec, eval_data=eval_spec, labels=str(labels) if labels else None,
         eval_labels=str(eval_labels) if eval_labels else None, output=str(output),
-        student=student_config(student_from, model, student_layers, layer_map, student_config_path),
+        student=student_config(student_from, model, student_layers, layer_map, student_config_path,
+                               trust_remote_code),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
                           grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,

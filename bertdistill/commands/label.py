@@ -43,6 +43,7 @@ def command(
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for inference.")] = None,
     overwrite: c.Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or tables.")] = False,
+    trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.teachers.label import LabelConfig, label
 
@@ -50,4 +51,5 @@ def command(
                        group_column, task, label_names, unlabeled, limit)
     label(LabelConfig(teachers=list(teacher), data=spec, output=str(output), max_length=max_length,
                       batch_size=batch_size, hidden_layers=hidden_layers, student_layers=student_layers,
-                      backend=backend, shard_rows=shard_rows, threads=threads, overwrite=overwrite, quiet=quiet))
+                      backend=backend, shard_rows=shard_rows, threads=threads, overwrite=overwrite, quiet=quiet,
+                      trust_remote_code=trust_remote_code))

@@ -48,6 +48,7 @@ def command(
     weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = "no",
     eval_every: f.EvalEvery = None, save_every: f.SaveEvery = 1000, max_length: c.MaxLength = 128,
     keep_checkpoints: f.KeepCheckpoints = False, overwrite: c.Overwrite = False, resume: f.Resume = False,
+    trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.data.sources import spec_with
     from bertdistill.training.config import DistillConfig, PretrainConfig, TrainConfig
@@ -59,7 +60,8 @@ def command(
         train_data=spec, labels=str(labels) if labels else "",
         eval_data=spec_with(spec, path=str(eval_data), dataset=None, limit=None) if eval_data else None,
         eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction, output=str(output),
-        student=f.student_config(student_from, None, student_layers, layer_map, student_config_path),
+        student=f.student_config(student_from, None, student_layers, layer_map, student_config_path,
+                                 trust_remote_code),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, time_budget=time_budget,
                           batch_size=c.check_positive(batch_size, "--batch-size"), grad_accum=grad_accum, lr=lr,
                           warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,

@@ -64,8 +64,8 @@ def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int =
     from bertdistill.models import load_classifier, load_config, load_tokenizer, resolve_model, weights_sha256
 
     source = resolve_model(cfg.source, "--student-from")
-    tokenizer = load_tokenizer(source, option="--student-from")
-    base_config = load_config(source, option="--student-from")
+    tokenizer = load_tokenizer(source, cfg.trust_remote_code, option="--student-from")
+    base_config = load_config(source, cfg.trust_remote_code, option="--student-from")
     source_layers = base_config.num_hidden_layers
     info = {"source": source, "source_weights_sha256": weights_sha256(source) if Path(source).is_dir() else None,
             "source_layers": source_layers}
@@ -86,12 +86,12 @@ def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int =
         for key, value in _label_kwargs(label_names).items():
             setattr(config, key, value)
         config.architectures = None
-        model = AutoModelForSequenceClassification.from_config(config)
+        model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=cfg.trust_remote_code)
         info.update(random_init=True, layers=config.num_hidden_layers, width=config.hidden_size,
                     attention_heads=config.num_attention_heads)
         return model, tokenizer, info
 
-    full = load_classifier(source, list(label_names), option="--student-from")
+    full = load_classifier(source, list(label_names), cfg.trust_remote_code, option="--student-from")
     layers = student_layer_indices(source_layers, cfg.layers, cfg.layer_map)
     info.update(random_init=False, layers_copied=layers, layers=len(layers), width=base_config.hidden_size,
                 classifier_trained=any(a.endswith("ForSequenceClassification")
@@ -100,7 +100,7 @@ def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int =
         return full, tokenizer, info
     config = full.config.__class__.from_dict(full.config.to_dict())
     config.num_hidden_layers = len(layers)
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=cfg.trust_remote_code)
     position = {src - 1: dst for dst, src in enumerate(layers)}
     state = {}
     for key, value in full.state_dict().items():

@@ -37,7 +37,7 @@ PROGRESS_FILE = "progress.json"
 PARTIAL_SUFFIX = ".partial"
 LABEL_BACKENDS = ("auto", "torch", "bf16", "onnx", "onnx-int8")
 # Options that change neither the stored numbers' meaning nor the row layout may differ on resume.
-RESUME_IGNORED = ("overwrite", "threads", "quiet")
+RESUME_IGNORED = ("overwrite", "threads", "quiet", "trust_remote_code")
 
 
 @dataclass
@@ -60,6 +60,8 @@ class LabelConfig:
     threads: int | None = None
     overwrite: bool = False
     quiet: bool = False
+    trust_remote_code: bool = False
+    """Allow model code from the hub (off unless --trust-remote-code)."""
 
 
 @dataclass
@@ -140,7 +142,7 @@ def describe_teachers(config: LabelConfig) -> list[Teacher]:
             model_config = load_config(path, option="--teacher")
         else:
             path = resolve_model(path, option="--teacher")
-            model_config = load_config(path, option="--teacher")
+            model_config = load_config(path, config.trust_remote_code, option="--teacher")
             if not is_classifier(model_config):
                 raise UserError(f"teacher {name!r} has no trained classification head (a base encoder)", path,
                                 "fine-tune it first with bertdistill finetune, then label with the result")
@@ -159,10 +161,10 @@ def describe_teachers(config: LabelConfig) -> list[Teacher]:
     return teachers
 
 
-def load_teacher(teacher: Teacher, threads: int | None) -> None:
+def load_teacher(teacher: Teacher, threads: int | None, trust_remote_code: bool = False) -> None:
     from bertdistill.inference import load_scorer
 
-    teacher.scorer = load_scorer(teacher.path, teacher.backend, threads)
+    teacher.scorer = load_scorer(teacher.path, teacher.backend, threads, trust_remote_code=trust_remote_code)
 
 
 def teacher_outputs(teacher: Teacher, text_a: list[str], text_b: list[str] | None, max_length: int,
@@ -318,12 +320,15 @@ def label(config: LabelConfig) -> Path:
         torch.set_num_threads(config.threads)
 
     teachers = describe_teachers(config)
+    for t in teachers:  # before the partial store exists: a leftover would block the corrected command
+        check_max_length(None, t.config, config.max_length)
     data = _load_data(config.data, teachers[0].label_names)
     label_names = _store_label_names(teachers[0].label_names, data)
     fingerprint = data.fingerprint()
     key = resume_key(config, fingerprint, teachers)
     rank, world, barrier = _distributed()
     work = partial_dir(output)
+    fresh = world == 1 and not work.exists()
     if rank == 0:
         _prepare_partial(work, key, config.overwrite)
     barrier()
@@ -340,9 +345,14 @@ def label(config: LabelConfig) -> Path:
         say(f"resuming {work}: {len(mine) - len(todo)} of {len(mine)} shards already done")
 
     if todo:
-        for t in teachers:
-            load_teacher(t, config.threads)
-            check_max_length(t.scorer.tokenizer, t.config, config.max_length)
+        try:
+            for t in teachers:
+                load_teacher(t, config.threads, config.trust_remote_code)
+                check_max_length(t.scorer.tokenizer, t.config, config.max_length)
+        except BaseException:
+            if fresh:  # nothing labeled yet: leave no partial store that would block a corrected command
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         _label_shards(todo, teachers, data, work, config, show=not config.quiet and rank == 0,
                       progress_factory=progress)
     barrier()

@@ -120,6 +120,8 @@ class StudentConfig:
     width: int | None = None
     heads: int | None = None
     intermediate: int | None = None
+    trust_remote_code: bool = False
+    """Allow model code from the hub for the source (off unless --trust-remote-code)."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 
 from bertdistill.data.tokenize import MODEL_INPUTS, length_grouped_batches, pad_batch, sorted_batches
 from bertdistill.errors import UserError
-from bertdistill.io import atomic_dir, is_complete, mark_complete, read_json, write_json
+from bertdistill.io import atomic_dir, check_writable_parent, is_complete, mark_complete, read_json, write_json
 from bertdistill.training.config import TrainConfig
 from bertdistill.training.losses import weighted_sum
 from bertdistill.training.objective import Objective, TeacherTargets
@@ -211,6 +211,7 @@ def train(config: TrainConfig, model, train_set: TrainSet, eval_set: EvalSet | N
     """
     config.check()
     output = Path(output)
+    check_writable_parent(output)  # before training, not at the first checkpoint or the end of a long run
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
     world = accelerator.num_processes
@@ -235,6 +236,10 @@ def train(config: TrainConfig, model, train_set: TrainSet, eval_set: EvalSet | N
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise UserError(f"the checkpoint was made with other settings ({', '.join(diff[:4])})", str(latest),
                             "resume with the same options as the interrupted run")
+        if main and show_progress:
+            from bertdistill.ui import err_console
+
+            err_console.print(f"resuming from {latest} (step {saved.get('step')})", soft_wrap=True)
     else:
         if output.exists() and not overwrite and not resume:
             raise UserError("output path already exists", str(output),
@@ -256,10 +261,16 @@ def train(config: TrainConfig, model, train_set: TrainSet, eval_set: EvalSet | N
     optimizer = _optimizer(model, config)
     scheduler = _linear_schedule(optimizer, warmup, total)
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
+    # The scheduler's state travels in trainer_state.json, not as a registered Accelerate object: those
+    # are unpickled with torch.load(weights_only=False), which runs code from a tampered checkpoint.
     if latest is not None:
-        accelerator.load_state(str(latest))
-        state.update(read_json(latest / STATE_FILE))
+        saved = read_json(latest / STATE_FILE)
+        if "scheduler" not in saved:
+            raise UserError("the checkpoint was written by an older bertdistill", str(latest),
+                            "start the run afresh with --overwrite")
+        accelerator.load_state(str(latest))  # weights, optimizer and RNG states, with weights_only=True
+        state.update(saved)
+        scheduler.load_state_dict(state["scheduler"])
         state["fingerprint"] = fingerprint
 
     def save_checkpoint() -> None:
@@ -272,7 +283,7 @@ def train(config: TrainConfig, model, train_set: TrainSet, eval_set: EvalSet | N
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if main:
-            write_json(tmp / STATE_FILE, state)
+            write_json(tmp / STATE_FILE, {**state, "scheduler": scheduler.state_dict()})
             mark_complete(tmp)
             final = ckpt_root / name
             if final.exists():

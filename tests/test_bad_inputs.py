@@ -1,0 +1,467 @@
+"""A corpus of malformed inputs across every subcommand: each gives one clear line (what, where, fix),
+exit code 2, no traceback, and leaves nothing behind that looks like a finished result."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from cli_helpers import assert_user_error, run_cli
+from conftest import make_tiny_bert, write_toy_pairs
+from test_finetune import make_store
+
+MODEL_FILES = ("*.safetensors", "*.bin", "*.onnx", "meta.json", "training_record.json")
+
+
+@dataclass
+class Kit:
+    """Inputs shared by every case (built once): tiny teachers, data, label stores, an ONNX export."""
+
+    root: Path
+    teacher: Path
+    teacher3: Path
+    base: Path
+    train: Path
+    other: Path
+    store: Path
+    store_no_layers: Path
+    onnx: Path
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory) -> Kit:
+    from bertdistill.export.exporter import ExportConfig, export_model
+
+    root = tmp_path_factory.mktemp("bad_inputs")
+    teacher = make_tiny_bert(root / "teacher", layers=2, hidden=32, seed=1)
+    teacher3 = make_tiny_bert(root / "teacher3", layers=2, hidden=32, seed=2, label_names=("a", "b", "c"))
+    base = make_tiny_bert(root / "base", layers=2, hidden=32, seed=3, classifier=False)
+    train = write_toy_pairs(root / "train.tsv", n=32, seed=1)
+    other = write_toy_pairs(root / "other.tsv", n=32, seed=2)
+    store = make_store(root / "store", train, {"t": teacher})
+    store_no_layers = make_store(root / "store0", train, {"t": teacher}, layers="none")
+    onnx = root / "onnx"
+    export_model(ExportConfig(model=str(teacher), output=str(onnx), parity_examples=8, batch_size=8))
+    return Kit(root, teacher, teacher3, base, train, other, store, store_no_layers, onnx)
+
+
+# -- bad inputs, built in the case's own folder ---------------------------------------------------
+
+def text_file(tmp: Path, name: str, text: str | bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def empty_file(tmp: Path) -> Path:
+    return text_file(tmp, "empty.tsv", "")
+
+
+def header_only(tmp: Path) -> Path:
+    return text_file(tmp, "header.tsv", "query\tpassage\tlabel\n")
+
+
+def ragged(tmp: Path) -> Path:
+    return text_file(tmp, "ragged.tsv", "query\tpassage\tlabel\nwhat is the sea\tthe sea is blue\t1\n"
+                                        "what is the sun\tthe sun\n")
+
+
+def not_utf8(tmp: Path) -> Path:
+    return text_file(tmp, "latin1.tsv", b"query\tpassage\tlabel\nwhat is the sea\tthe sea is blue\t1\n"
+                                        b"caf\xe9 au lait\tthe cat\t0\n")
+
+
+def unknown_label(tmp: Path) -> Path:
+    return text_file(tmp, "maybe.tsv", "query\tpassage\tlabel\nwhat is the sea\tthe sea is blue\t1\n"
+                                       "what is the sun\tthe moon is cold\tmaybe\n")
+
+
+def three_labels(tmp: Path) -> Path:
+    rows = [f"what is the sea {i}\tthe sea is blue\t{i % 3}" for i in range(12)]
+    return text_file(tmp, "three.tsv", "query\tpassage\tlabel\n" + "\n".join(rows) + "\n")
+
+
+def one_candidate_per_query(tmp: Path) -> Path:
+    """Ranking data whose queries never repeat and that names no query-id column: nothing to rank."""
+    rows = [f"what is the {w}\tthe {w} is cold\t{i % 2}" for i, w in enumerate(("sea", "sun", "moon", "tree"))]
+    return text_file(tmp, "unranked.tsv", "query\tpassage\tlabel\n" + "\n".join(rows) + "\n")
+
+
+def not_a_model(tmp: Path) -> Path:
+    folder = tmp / "notes"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("not a model\n")
+    return folder
+
+
+def unwritable(tmp: Path, name: str) -> Path:
+    """A path nobody can create: root ignores permission bits, so go under a regular file for root."""
+    if os.geteuid() == 0:
+        blocker = tmp / "file.txt"
+        blocker.write_text("a file, not a folder\n")
+        return blocker / name
+    locked = tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    return locked / name
+
+
+def unwritable_out(tmp: Path, name: str = "out") -> Path:
+    """The path ``unwritable(tmp, name)`` returned."""
+    return (tmp / "file.txt" / name) if os.geteuid() == 0 else (tmp / "locked" / name)
+
+
+def existing(tmp: Path, name: str) -> Path:
+    """An output path that already holds a user's earlier result (must be left as it was)."""
+    path = tmp / name
+    if "." in name:
+        path.write_text("earlier result\n")
+    else:
+        path.mkdir()
+        (path / "earlier.txt").write_text("earlier result\n")
+    return path
+
+
+def data_config_with_unknown_key(tmp: Path, data: Path) -> Path:
+    return text_file(tmp, "data.json", json.dumps({"path": str(data), "text_column": "query"}))
+
+
+def copy_store(kit: Kit, tmp: Path, source: Path | None = None) -> Path:
+    return Path(shutil.copytree(source or kit.store, tmp / "store"))
+
+
+def truncated_store(kit: Kit, tmp: Path) -> Path:
+    store = copy_store(kit, tmp)
+    arrow = next((store / "shards").rglob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    return store
+
+
+def unfinished_store(kit: Kit, tmp: Path) -> Path:
+    store = copy_store(kit, tmp)
+    (store / ".complete").unlink()
+    return store
+
+
+def store_with_nan(kit: Kit, tmp: Path) -> Path:
+    from bertdistill.teachers.store import LabelStore, write_label_store
+
+    good = LabelStore.open(kit.store_no_layers)
+    logits = good.logits("t").copy()
+    logits[5, 1] = np.nan
+    logits[9, 0] = np.inf
+    meta = {k: good.meta[k] for k in ("label_names", "teachers", "data", "max_length")}
+    return write_label_store(tmp / "store", meta, [logits], [None])
+
+
+def onnx_without_tokenizer(kit: Kit, tmp: Path) -> Path:
+    onnx = Path(shutil.copytree(kit.onnx, tmp / "onnx"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (onnx / name).unlink(missing_ok=True)
+    return onnx
+
+
+def unfinished_onnx(kit: Kit, tmp: Path) -> Path:
+    onnx = Path(shutil.copytree(kit.onnx, tmp / "onnx"))
+    (onnx / ".complete").unlink()
+    return onnx
+
+
+def wide_student_config(tmp: Path) -> Path:
+    return text_file(tmp, "student.json", json.dumps({"layers": 2, "width": 48, "heads": 2}))
+
+
+def student_config_unknown_key(tmp: Path) -> Path:
+    return text_file(tmp, "student.json", json.dumps({"layers": 2, "hidden_size": 48}))
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+TRAIN_FAST = ("--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--save-every", "1")
+
+
+def label(kit, data, out, *extra, teacher=None):
+    return ["label", "--teacher", f"t={teacher or kit.teacher}", "--data", data, "--max-length", "32",
+            "--quiet", "--output", out, *extra]
+
+
+def finetune(kit, data, out, *extra):
+    return ["finetune", "--data", data, "--output", out, *TRAIN_FAST, *extra]
+
+
+def distill(kit, data, store, out, *extra):
+    return finetune(kit, data, out, "--labels", store, "--student-from", kit.teacher, *extra)
+
+
+def pretrain(kit, data, store, out, *extra):
+    return ["pretrain-student", "--data", data, "--labels", store, "--student-from", kit.teacher,
+            "--output", out, *TRAIN_FAST, *extra]
+
+
+def predict(kit, data, out, *extra, model=None):
+    return ["predict", "--model", model or kit.teacher, "--data", data, "--max-length", "32", "--output", out,
+            *extra]
+
+
+def bench(kit, data, *extra, model=None):
+    return ["bench", "--model", str(model or kit.teacher), "--data", data, "--repeats", "1", "--warmup", "0",
+            "--max-length", "32", "--batch-sizes", "1,4", *extra]
+
+
+def export(kit, out, *extra, model=None):
+    return ["export", "--model", model or kit.teacher, "--output", out, "--parity-examples", "8",
+            "--batch-size", "8", *extra]
+
+
+@dataclass
+class Case:
+    """argv and output path for a bad input; ``needles`` must all appear in the error line."""
+
+    build: Callable[[Kit, Path], tuple[list, Path | None]]
+    needles: tuple[str, ...] = ()
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None
+
+
+def _break_onnx_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exported graph computes something else than the PyTorch model: parity must fail."""
+    import torch
+
+    from bertdistill.export import exporter
+
+    real_export = exporter._export_onnx
+
+    def export_a_different_model(model, file, config):
+        with torch.no_grad():
+            model.classifier.bias += 0.5
+        real_export(model, file, config)
+
+    monkeypatch.setattr(exporter, "_export_onnx", export_a_different_model)
+
+
+CASES: dict[str, Case] = {
+    # label
+    "label-empty-file": Case(lambda k, t: (label(k, empty_file(t), t / "out"), t / "out"), ("empty",)),
+    "label-header-only": Case(lambda k, t: (label(k, header_only(t), t / "out"), t / "out"), ("no data rows",)),
+    "label-missing-column": Case(lambda k, t: (label(k, k.train, t / "out", "--text-b", "answer"), t / "out"),
+                                 ("'answer' not found",)),
+    "label-not-utf8": Case(lambda k, t: (label(k, not_utf8(t), t / "out"), t / "out"), ("UTF-8", "line 3")),
+    "label-ragged-rows": Case(lambda k, t: (label(k, ragged(t), t / "out"), t / "out"), ("line 3", "fields")),
+    "label-unknown-label-value": Case(lambda k, t: (label(k, unknown_label(t), t / "out"), t / "out"),
+                                      ("'maybe'",)),
+    "label-labels-outside-model": Case(lambda k, t: (label(k, three_labels(t), t / "out"), t / "out"),
+                                       ("'2'",)),
+    "label-teacher-not-a-model": Case(lambda k, t: (label(k, k.train, t / "out", teacher=not_a_model(t)),
+                                                    t / "out"), ("not a model directory",)),
+    "label-max-length-above-positions": Case(
+        lambda k, t: (label(k, k.train, t / "out", "--max-length", "512"), t / "out"), ("512", "positions")),
+    "label-batch-size-0": Case(lambda k, t: (label(k, k.train, t / "out", "--batch-size", "0"), t / "out"),
+                               ("--batch-size 0",)),
+    "label-hidden-layers-not-in-teacher": Case(
+        lambda k, t: (label(k, k.train, t / "out", "--hidden-layers", "3"), t / "out"), ("1..2",)),
+    "label-onnx-teacher-without-tokenizer": Case(
+        lambda k, t: (label(k, k.train, t / "out", "--backend", "onnx", teacher=onnx_without_tokenizer(k, t)),
+                      t / "out"), ("tokenizer",)),
+    "label-output-not-writable": Case(lambda k, t: (label(k, k.train, unwritable(t, "out")),
+                                                    unwritable_out(t)), ("writable",)),
+    "label-output-exists": Case(lambda k, t: (label(k, k.train, existing(t, "out")), t / "out"),
+                                ("already exists", "--overwrite")),
+    "label-data-config-unknown-key": Case(
+        lambda k, t: (["label", "--teacher", k.teacher, "--data-config", data_config_with_unknown_key(t, k.train),
+                       "--output", t / "out"], t / "out"), ("unknown config key 'text_column'",)),
+    "label-ranking-without-groups": Case(
+        lambda k, t: (label(k, one_candidate_per_query(t), t / "out", "--task", "ranking"), t / "out"),
+        ("one candidate per group",)),
+    "label-teachers-disagree-on-labels": Case(
+        lambda k, t: (label(k, k.train, t / "out", "--teacher", f"u={k.teacher3}"), t / "out"), ("disagree",)),
+    # corpus
+    "corpus-empty-file": Case(lambda k, t: (["corpus", "--data", empty_file(t), "--output", t / "c.jsonl"],
+                                            t / "c.jsonl"), ("empty",)),
+    "corpus-missing-column": Case(
+        lambda k, t: (["corpus", "--data", k.train, "--text-b", "answer", "--output", t / "c.jsonl"],
+                      t / "c.jsonl"), ("'answer' not found",)),
+    "corpus-output-exists": Case(lambda k, t: (["corpus", "--data", k.train, "--output", existing(t, "c.jsonl")],
+                                               t / "c.jsonl"), ("already exists",)),
+    "corpus-output-not-writable": Case(
+        lambda k, t: (["corpus", "--data", k.train, "--output", unwritable(t, "c.jsonl")], unwritable_out(t,
+                                                                                                         "c.jsonl")),
+        ("writable",)),
+    # pretrain-student
+    "pretrain-store-from-other-data": Case(lambda k, t: (pretrain(k, k.other, k.store, t / "s"), t / "s"),
+                                           ("other data",)),
+    "pretrain-truncated-store": Case(lambda k, t: (pretrain(k, k.train, truncated_store(k, t), t / "s"), t / "s"),
+                                     ("damaged",)),
+    "pretrain-unfinished-store": Case(lambda k, t: (pretrain(k, k.train, unfinished_store(k, t), t / "s"),
+                                                    t / "s"), ("unfinished",)),
+    "pretrain-nan-logits": Case(lambda k, t: (pretrain(k, k.train, store_with_nan(k, t), t / "s"), t / "s"),
+                                ("NaN/inf", "row 5")),
+    "pretrain-store-is-a-model": Case(lambda k, t: (pretrain(k, k.train, k.teacher, t / "s"), t / "s"),
+                                      ("not a label store",)),
+    "pretrain-batch-size-0": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--batch-size", "0"),
+                                                t / "s"), ("--batch-size 0",)),
+    "pretrain-output-not-writable": Case(
+        lambda k, t: (pretrain(k, k.train, k.store, unwritable(t, "s")), unwritable_out(t, "s")), ("writable",)),
+    # finetune
+    "finetune-header-only": Case(lambda k, t: (finetune(k, header_only(t), t / "s", "--model", k.teacher),
+                                               t / "s"), ("no data rows",)),
+    "finetune-unknown-label-value": Case(
+        lambda k, t: (finetune(k, unknown_label(t), t / "s", "--model", k.base, "--label-names", "0,1"), t / "s"),
+        ("'maybe'",)),
+    "finetune-model-label-count-differs-from-store": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--labels", k.store, "--student-from", k.teacher3),
+                      t / "s"), ("do not match",)),
+    "finetune-store-from-other-data": Case(lambda k, t: (distill(k, k.other, k.store, t / "s"), t / "s"),
+                                           ("other data",)),
+    "finetune-truncated-store": Case(lambda k, t: (distill(k, k.train, truncated_store(k, t), t / "s"), t / "s"),
+                                     ("damaged",)),
+    "finetune-nan-logits": Case(lambda k, t: (distill(k, k.train, store_with_nan(k, t), t / "s"), t / "s"),
+                                ("NaN/inf",)),
+    "finetune-pkd-layers-not-in-store": Case(
+        lambda k, t: (distill(k, k.train, k.store_no_layers, t / "s", "--pkd", "skip"), t / "s"),
+        ("no stored [CLS] states",)),
+    "finetune-student-wider-than-projection-allows": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--labels", k.store, "--student-from", k.teacher,
+                               "--student-config", wide_student_config(t), "--pkd", "skip",
+                               "--no-pkd-projection"), t / "s"), ("width 48", "--pkd-projection")),
+    "finetune-student-config-unknown-key": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--student-from", k.teacher, "--student-config",
+                               student_config_unknown_key(t)), t / "s"), ("unknown config key 'hidden_size'",)),
+    "finetune-eval-labels-from-other-data": Case(
+        lambda k, t: (distill(k, k.train, k.store, t / "s", "--eval-data", k.other, "--eval-labels", k.store),
+                      t / "s"), ("other data", "eval data")),
+    "finetune-max-length-above-positions": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--max-length", "512"), t / "s"),
+        ("512", "positions")),
+    "finetune-batch-size-0": Case(lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher,
+                                                         "--batch-size", "0"), t / "s"), ("--batch-size 0",)),
+    "finetune-model-not-a-model": Case(lambda k, t: (finetune(k, k.train, t / "s", "--model", not_a_model(t)),
+                                                     t / "s"), ("not a model directory",)),
+    "finetune-output-exists": Case(lambda k, t: (finetune(k, k.train, existing(t, "s"), "--model", k.teacher),
+                                                 t / "s"), ("already exists", "--resume")),
+    "finetune-output-not-writable": Case(
+        lambda k, t: (finetune(k, k.train, unwritable(t, "s"), "--model", k.teacher), unwritable_out(t, "s")),
+        ("writable",)),
+    "finetune-ragged-eval-data": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--eval-data", ragged(t)), t / "s"),
+        ("line 3", "fields")),
+    # bench
+    "bench-model-not-a-model": Case(lambda k, t: (bench(k, k.train, model=not_a_model(t)), None),
+                                    ("not a model directory",)),
+    "bench-batch-size-0": Case(lambda k, t: (bench(k, k.train, "--batch-sizes", "0,4"), None), ("batch sizes",)),
+    "bench-onnx-without-tokenizer": Case(
+        lambda k, t: (bench(k, k.train, "--json", t / "b.json", model=onnx_without_tokenizer(k, t)), t / "b.json"),
+        ("tokenizer",)),
+    "bench-labels-outside-model": Case(lambda k, t: (bench(k, three_labels(t), "--json", t / "b.json"),
+                                                     t / "b.json"), ("labels",)),
+    "bench-json-not-writable": Case(lambda k, t: (bench(k, k.train, "--json", unwritable(t, "b.json")),
+                                                  unwritable_out(t, "b.json")), ("writable",)),
+    "bench-max-length-above-positions": Case(
+        lambda k, t: (bench(k, k.train, "--max-length", "512", "--json", t / "b.json"), t / "b.json"),
+        ("512", "positions")),
+    "bench-unknown-backend": Case(lambda k, t: (bench(k, k.train, model=f"{k.teacher}:tensorrt"), None),
+                                  ("unknown backend 'tensorrt'",)),
+    # export
+    "export-parity-failure": Case(lambda k, t: (export(k, t / "x"), t / "x"), ("parity check failed",),
+                                  patch=_break_onnx_export),
+    "export-output-exists": Case(lambda k, t: (export(k, existing(t, "x")), t / "x"), ("already exists",)),
+    "export-base-encoder": Case(lambda k, t: (export(k, t / "x", model=k.base), t / "x"),
+                                ("--allow-untrained-head",)),
+    "export-not-a-model": Case(lambda k, t: (export(k, t / "x", model=not_a_model(t)), t / "x"),
+                               ("not a model directory",)),
+    "export-max-length-above-positions": Case(lambda k, t: (export(k, t / "x", "--max-length", "512"), t / "x"),
+                                              ("512", "positions")),
+    "export-output-not-writable": Case(lambda k, t: (export(k, unwritable(t, "x")), unwritable_out(t, "x")),
+                                       ("writable",)),
+    # predict
+    "predict-onnx-without-tokenizer": Case(
+        lambda k, t: (predict(k, k.train, t / "p.jsonl", model=onnx_without_tokenizer(k, t)), t / "p.jsonl"),
+        ("tokenizer",)),
+    "predict-unfinished-onnx": Case(
+        lambda k, t: (predict(k, k.train, t / "p.jsonl", model=unfinished_onnx(k, t)), t / "p.jsonl"),
+        ("unfinished",)),
+    "predict-labels-outside-model": Case(lambda k, t: (predict(k, three_labels(t), t / "p.jsonl"), t / "p.jsonl"),
+                                         ("'2'",)),
+    "predict-ranking-without-groups": Case(
+        lambda k, t: (predict(k, one_candidate_per_query(t), t / "p.jsonl", "--task", "ranking"), t / "p.jsonl"),
+        ("one candidate per group",)),
+    "predict-not-utf8": Case(lambda k, t: (predict(k, not_utf8(t), t / "p.jsonl"), t / "p.jsonl"), ("UTF-8",)),
+    "predict-output-exists": Case(lambda k, t: (predict(k, k.train, existing(t, "p.jsonl")), t / "p.jsonl"),
+                                  ("already exists",)),
+    "predict-output-not-writable": Case(lambda k, t: (predict(k, k.train, unwritable(t, "p.jsonl")),
+                                                      unwritable_out(t, "p.jsonl")), ("writable",)),
+    "predict-batch-size-0": Case(lambda k, t: (predict(k, k.train, t / "p.jsonl", "--batch-size", "0"),
+                                               t / "p.jsonl"), ("--batch-size 0",)),
+    "predict-base-encoder": Case(lambda k, t: (predict(k, k.train, t / "p.jsonl", model=k.base), t / "p.jsonl"),
+                                 ("base encoder",)),
+}
+
+
+def _snapshot(path: Path | None) -> dict | None:
+    if path is None or not path.exists():
+        return None
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else None for p in sorted(path.rglob("*"))}
+
+
+def assert_nothing_looks_finished(output: Path | None, before: dict | None) -> None:
+    """A pre-existing output is untouched; otherwise nothing finished is there (no marker, no model files)."""
+    from bertdistill.io import is_complete
+
+    if output is None:
+        return
+    if before is not None:
+        assert _snapshot(output) == before, f"{output} was changed"
+        return
+    if output.parent.is_dir():
+        # A temporary sibling (atomic_dir, label's .partial) may remain, but never a finished one.
+        for sibling in output.parent.glob(f".{output.name}*"):
+            assert not is_complete(sibling), sibling
+    # label's resumable work folder: left by a rejected command, it would block the corrected one
+    assert not output.with_name(output.name + ".partial").exists()
+    if not output.exists():
+        return
+    assert output.is_dir(), f"{output} was written"
+    assert not is_complete(output), output
+    found = [p for pattern in MODEL_FILES for p in output.rglob(pattern)]
+    assert not found, found
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_gives_one_clear_line(name, kit, tmp_path, monkeypatch):
+    case = CASES[name]
+    if case.patch is not None:
+        case.patch(monkeypatch)
+    argv, output = case.build(kit, tmp_path)
+    before = _snapshot(output)
+    threads = _torch_threads()
+    try:
+        result = run_cli(*argv)
+    finally:
+        _restore_threads(threads)
+    assert_user_error(result, *case.needles)
+    assert_nothing_looks_finished(output, before)
+
+
+def test_corpus_covers_every_subcommand():
+    commands = {name.split("-")[0] for name in CASES}
+    assert {"label", "corpus", "pretrain", "finetune", "bench", "export", "predict"} <= commands
+    assert len(CASES) >= 30
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _restore_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
