@@ -63,7 +63,7 @@ class Scorer:
 def load_scorer(path: str, backend: str = "auto", threads: int | None = None,
                 trust_remote_code: bool = False) -> Scorer:
     """Load a Hugging Face directory (torch / bf16) or an exported ONNX directory (onnx / onnx-int8)."""
-    from bertdistill.models import config_label_names, load_config, load_tokenizer, resolve_model
+    from bertdistill.models import config_label_names, load_tokenizer, resolve_model
 
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}", None, f"use one of: {', '.join(BACKENDS)}")

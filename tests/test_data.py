@@ -230,3 +230,37 @@ def test_cli_version():
 
     result = run_cli("--version")
     assert result.code == 0 and __version__ in result.out
+
+
+def test_hub_dataset_with_class_labels(monkeypatch):
+    """Hub sets go through datasets.load_dataset; ClassLabel ids map to names, -1 (GLUE test) drops."""
+    import datasets
+
+    features = datasets.Features({"sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["entailment", "not_entailment"]),
+                                  "idx": datasets.Value("int32")})
+    fake = datasets.Dataset.from_dict({"sentence1": ["a", "b", "c"], "sentence2": ["x", "y", "z"],
+                                       "label": [1, 0, -1], "idx": [0, 1, 2]}, features=features)
+    calls = []
+
+    def load_dataset(name, subset=None, split=None):
+        calls.append((name, subset, split))
+        return fake
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    data = load_task_data(DataSpec(dataset="glue", subset="rte", split="validation"))
+    assert calls == [("glue", "rte", "validation")]
+    assert data.label_names == ["entailment", "not_entailment"]
+    assert list(data.dataset["label"]) == [1, 0] and data.dropped == 1
+    assert data.spec.describe() == "glue/rte[validation]"
+
+
+def test_hub_failure_is_one_line(monkeypatch):
+    import datasets
+
+    def load_dataset(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    assert_user_error(run_cli("data", "--dataset", "glue", "--subset", "rte", "--no-tokens"),
+                      "could not load hub data set", "glue/rte")

@@ -29,7 +29,7 @@ import torch
 from bertdistill.data.sources import DataSpec, TaskData, load_task_data
 from bertdistill.data.tokenize import MODEL_INPUTS, check_max_length, encode_texts, sorted_batches
 from bertdistill.errors import UserError
-from bertdistill.io import check_output_dir, is_complete, mark_complete, read_json, to_jsonable, write_json
+from bertdistill.io import check_output_dir, is_complete, publish_dir, read_json, to_jsonable, write_json
 from bertdistill.teachers.layers import parse_hidden_layers
 from bertdistill.teachers.store import META_FILE, SHARDS_DIR, STORE_FORMAT, STORE_VERSION, shard_dataset
 
@@ -446,14 +446,7 @@ def _finish(work: Path, output: Path, plan, teachers: list[Teacher], data: TaskD
             "shards": [{"name": shard_name(i), "start": s, "rows": e - s} for i, s, e in plan],
             "config": to_jsonable(config)}
     write_json(work / META_FILE, meta)
-    mark_complete(work)
-    if output.exists():
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        os.replace(output, old)
-        os.replace(work, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, output)
+    publish_dir(work, output)
     # Removed only now: a run killed before the rename can still be resumed by the same command.
     (output / PROGRESS_FILE).unlink(missing_ok=True)
 

@@ -45,7 +45,7 @@ def parse_hidden_layers(spec: str | None, teacher_layers: int, student_layers: i
     if text in PKD_STRATEGIES:
         if student_layers is None:
             raise UserError(f"--hidden-layers {text} needs the student depth", None,
-                            f"add --student-layers M (e.g. 3), or use --hidden-layers all")
+                            "add --student-layers M (e.g. 3), or use --hidden-layers all")
         return pkd_teacher_layers(teacher_layers, student_layers, text)
     if text == "all":
         return pkd_teacher_layers(teacher_layers, 0, "all")

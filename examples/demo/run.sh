@@ -12,15 +12,7 @@ TEST=(--data "$DATA/demo_qa_test.tsv" --group-column qid)
 COMMON=(--max-length 64 --mixed-precision bf16)
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-step() {  # step OUTPUT_PATH TITLE COMMAND...: run unless OUTPUT_PATH is already complete
-  local out=$1 title=$2; shift 2
-  if [ -f "$out/.complete" ] || { [ -f "$out" ] && [ -f "$out.meta.json" ]; }; then
-    echo "== $title: done already ($out)"
-  else
-    echo "== $title"
-    "$@"
-  fi
-}
+source examples/lib.sh  # step OUTPUT TITLE COMMAND...: skipped when OUTPUT is complete
 
 # 1. Two teachers: the packaged 6-layer MiniLM fine-tuned with different seeds (and data orders).
 for seed in 1 2; do
@@ -60,7 +52,7 @@ step "$OUT/student-onnx" "export the student to ONNX" \
 # 7. Teachers and student side by side, on the same data and machine.
 bertdistill bench --model "teacher-t1=$OUT/teachers/t1" --model "student=$OUT/student" \
   --model "student-bf16=$OUT/student:bf16" --model "student-onnx-int8=$OUT/student-onnx:onnx-int8" \
-  "${TEST[@]}" --batch-sizes 1,32 --threads 2 --repeats 3 \
+  "${TEST[@]}" --max-length 64 --batch-sizes 1,32 --threads 2 --repeats 3 \
   --json "$OUT/bench.json" --markdown "$OUT/bench.md"
 
 echo

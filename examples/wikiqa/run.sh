@@ -26,15 +26,7 @@ TEST=(--data "$WIKIQA/WikiQA-test.tsv" --group-column QuestionID)
 FAST=(--max-length "$MAXLEN" --mixed-precision bf16)
 STUDENT=(--student-layers 3)                                 # first 3 layers of the pre-trained MiniLM
 
-step() {  # step OUTPUT TITLE COMMAND...: run unless OUTPUT is complete
-  local out=$1 title=$2; shift 2
-  if [ -f "$out/.complete" ] || { [ -f "$out" ] && [ -f "$out.meta.json" ]; }; then
-    echo "== $title: done ($out)"
-  else
-    echo "== $title  [$(date +%H:%M:%S)]"
-    "$@"
-  fi
-}
+source examples/lib.sh  # step OUTPUT TITLE COMMAND...: skipped when OUTPUT is complete
 
 # Teachers: the 6-layer MiniLM fine-tuned with three seeds (different inits of the head and data orders).
 for t in 1 2 3; do
