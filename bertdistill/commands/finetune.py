@@ -14,9 +14,11 @@ HELP = """Fine-tune a sequence classifier, or distill a student from teachers' s
 (KD, multi-teacher TMKD heads or averaged targets, PKD on intermediate [CLS] states).
 
 Examples:
-  bertdistill finetune --data train.tsv --eval-data dev.tsv --model bert-base-dir --output teacher
-  bertdistill finetune --data train.tsv --labels train.store --eval-data dev.tsv \\
-      --student-from bert-base-dir --student-layers 3 --pkd skip --alpha 0.7 --temperature 2 --output student
+  bertdistill finetune --data ../shared/datasets/glue/RTE/train.tsv \\
+      --eval-data ../shared/datasets/glue/RTE/dev.tsv --mixed-precision bf16 --output runs/rte-teacher
+  bertdistill finetune --data ../shared/datasets/wikiqa/WikiQA-train.txt --columns query,passage,label \\
+      --task ranking --eval-data ../shared/datasets/wikiqa/WikiQA-dev.txt --labels runs/labels-train \\
+      --student-layers 3 --pkd skip --alpha 0.7 --temperature 2 --output runs/student
 """
 
 STUDENT = "Student"

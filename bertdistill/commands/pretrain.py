@@ -15,10 +15,9 @@ HELP = """Stage 1 of TMKD: train a student to imitate the teachers on unlabeled 
 pairs labeled by `bertdistill label` (soft losses only: KD per teacher head or averaged, optional PKD).
 The output is a Hugging Face model that `finetune --student-from` takes for stage 2.
 
-Example:
-  bertdistill pretrain-student --data corpus.tsv --labels corpus.store --student-from bert-base-dir \\
-      --student-layers 3 --max-steps 20000 --save-every 1000 --output stage1
-  bertdistill finetune --data train.tsv --labels train.store --student-from stage1 --output student
+Example (after bertdistill corpus and bertdistill label, see the README):
+  bertdistill pretrain-student --data runs/corpus.jsonl --labels runs/labels-corpus --student-layers 3 \\
+      --pkd skip --epochs 1 --mixed-precision bf16 --save-every 500 --output runs/stage1
 """
 
 
