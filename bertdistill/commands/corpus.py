@@ -30,7 +30,8 @@ def command(
         rich_help_panel=c.DATA_PANEL)] = None,
     dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
-    group_column: c.GroupColumn = None, limit: c.Limit = None,
+    label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
+    label_names: c.LabelNames = None, limit: c.Limit = None,
     negatives_per_query: Annotated[int, typer.Option(
         "--negatives-per-query", "-k", help="New pairs per query with passages of other queries.")] = 4,
     include_originals: Annotated[bool, typer.Option(
@@ -47,7 +48,7 @@ def command(
     if dataset or not paths:
         paths.append(None)  # the hub data set (or the data config's own source)
     specs = [c.data_spec(p, dataset if p is None else None, subset, split, data_config, columns, text_a, text_b,
-                         None, group_column, None, None, True, limit) for p in paths]
+                         label_column, group_column, task, label_names, True, limit) for p in paths]
     report = build_corpus(CorpusConfig(sources=specs, output=str(output), negatives_per_query=negatives_per_query,
                                        include_originals=include_originals, within_group=within_group, seed=seed,
                                        overwrite=overwrite))
