@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in argv:  # accepted anywhere on the line, not only before the subcommand
         argv = ["--debug"] + [a for a in argv if a != "--debug"]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Library tqdm bars ("Loading weights", "Writing model shards") would interleave with our own
+    # progress bars; read by huggingface_hub and transformers when they are first imported.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app(args=argv, prog_name="bertdistill", standalone_mode=True)
     except UserError as exc:
