@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasets.fingerprint import generate_random_fingerprint
 
 from bertdistill.errors import UserError
 
@@ -192,7 +193,9 @@ def load_task_data(spec: DataSpec, label_names: list[str] | None = None,
         out = out.slice(0, spec.limit)
     if out.num_rows == 0:
         raise UserError("no rows left after dropping", where, "check --drop-labels and --limit")
-    data = TaskData(spec, kind, datasets.Dataset(out), label_out, column_map, dropped)
+    # An explicit fingerprint: without one, datasets hashes the whole table (a copy as large as the data).
+    dataset = datasets.Dataset(out, fingerprint=generate_random_fingerprint())
+    data = TaskData(spec, kind, dataset, label_out, column_map, dropped)
     if kind == "ranking":
         _check_ranking(data, where)
     return data
