@@ -9,6 +9,7 @@ import numpy as np
 
 from bertdistill.data.sources import TaskData
 from bertdistill.data.tokenize import encode_texts
+from bertdistill.metrics import positive_label_index
 
 PERCENTILES = (50, 90, 95, 99, 100)
 
@@ -33,7 +34,7 @@ def summarize(data: TaskData, tokenizer=None, max_length: int = 512, sample: int
         out["candidates_per_group"] = {"mean": float(np.mean(list(sizes.values()))),
                                        "max": int(max(sizes.values()))}
         if data.has_labels:
-            positive = _positive_index(data.label_names)
+            positive = positive_label_index(data.label_names)
             with_pos = {g for g, y in zip(groups, data.dataset["label"]) if y == positive}
             out["groups_with_positive"] = len(with_pos)
     if tokenizer is not None:
@@ -49,8 +50,3 @@ def summarize(data: TaskData, tokenizer=None, max_length: int = 512, sample: int
         out["max_length"] = max_length
     return out
 
-
-def _positive_index(label_names: list[str]) -> int:
-    from bertdistill.metrics import positive_label_index
-
-    return positive_label_index(label_names)
