@@ -6,7 +6,6 @@ and MRR (they have no rank to score); the number left out is reported.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
@@ -56,13 +55,6 @@ def f1_macro(labels: Sequence[int], preds: Sequence[int], num_labels: int) -> fl
     return float(np.mean([f1_binary(labels, preds, c) for c in range(num_labels)]))
 
 
-def _groups(groups: Sequence, labels: Sequence[int], scores: Sequence[float], positive: int):
-    by_group: dict = defaultdict(list)
-    for g, y, s in zip(groups, labels, scores):
-        by_group[g].append((float(s), int(y) == positive))
-    return by_group
-
-
 def average_precision(relevant_sorted: Sequence[bool]) -> float:
     """Mean of precision@k over the ranks k of the relevant candidates."""
     hits, total = 0, 0.0
@@ -83,19 +75,44 @@ def reciprocal_rank(relevant_sorted: Sequence[bool]) -> float:
 
 def map_mrr(groups: Sequence, labels: Sequence[int], scores: Sequence[float], positive: int = 1) -> dict:
     """MAP and MRR over queries with at least one relevant candidate (ties keep input order)."""
-    if not len(groups) == len(labels) == len(scores):  # zip() would silently drop the tail
+    if not len(groups) == len(labels) == len(scores):  # a silent truncation would be a wrong score
         raise ValueError(f"{len(groups)} groups, {len(labels)} labels, {len(scores)} scores")
-    aps, rrs, skipped = [], [], 0
-    for items in _groups(groups, labels, scores, positive).values():
-        if not any(rel for _, rel in items):
-            skipped += 1
-            continue
-        order = sorted(range(len(items)), key=lambda i: -items[i][0])  # stable: ties keep order
-        ranked = [items[i][1] for i in order]
-        aps.append(average_precision(ranked))
-        rrs.append(reciprocal_rank(ranked))
-    return {"map": float(np.mean(aps)) if aps else 0.0, "mrr": float(np.mean(rrs)) if rrs else 0.0,
-            "queries_scored": len(aps), "queries_without_positive": skipped}
+    n = len(labels)
+    if n == 0:
+        return {"map": 0.0, "mrr": 0.0, "queries_scored": 0, "queries_without_positive": 0}
+    # Vectorized (a few arrays of n numbers, no Python object per row): label runs score millions of rows.
+    codes = _group_codes(groups)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((np.arange(n), -scores, codes))  # by group, best score first, ties in input order
+    relevant = (np.asarray(labels) == positive)[order]
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    rank = np.arange(n) - np.repeat(starts, sizes) + 1  # 1-based rank within the query
+    hits_before = np.r_[0, np.cumsum(relevant)[:-1]]
+    hits_at = np.cumsum(relevant) - np.repeat(hits_before[starts], sizes)  # relevant at ranks <= k
+    hits = np.add.reduceat(relevant.astype(np.int64), starts)
+    precision_sum = np.add.reduceat(np.where(relevant, hits_at / rank, 0.0), starts)
+    first_hit_rank = np.minimum.reduceat(np.where(relevant, rank, n + 1), starts)
+    scored = hits > 0
+    aps = precision_sum[scored] / hits[scored]
+    rrs = 1.0 / first_hit_rank[scored]
+    return {"map": float(aps.mean()) if len(aps) else 0.0, "mrr": float(rrs.mean()) if len(rrs) else 0.0,
+            "queries_scored": int(scored.sum()), "queries_without_positive": int((~scored).sum())}
+
+
+def _group_codes(groups: Sequence) -> np.ndarray:
+    """Groups as integer codes (any hashable ids: strings, numbers)."""
+    try:
+        array = np.asarray(groups)
+    except ValueError:  # ragged tuples and the like
+        array = None
+    if array is not None and array.ndim == 1 and array.dtype.kind in "iu":
+        return array
+    if array is not None and array.ndim == 1 and array.dtype.kind in "USfb":
+        return np.unique(array, return_inverse=True)[1].reshape(-1)
+    index: dict = {}  # other Python objects: numpy cannot sort them, a dict can number them
+    return np.fromiter((index.setdefault(g, len(index)) for g in groups), dtype=np.int64, count=len(groups))
 
 
 def compute_metrics(kind: str, label_names: Sequence[str], labels: Sequence[int], logits: np.ndarray,

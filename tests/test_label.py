@@ -125,6 +125,7 @@ def test_data_labels_must_fit_teachers(tmp_path, toy_pairs):
     with pytest.raises(UserError, match="not one of"):
         label(LabelConfig(teachers=[str(three)], data=DataSpec(path=str(toy_pairs)), output=str(tmp_path / "s"),
                           quiet=True))
+    assert not list(tmp_path.glob(".s.input-*")), "the on-disk input rows outlived a failed run"
 
 
 def test_store_from_other_data_rejected(tmp_path, teachers, toy_pairs):
@@ -152,7 +153,7 @@ def test_finished_store_not_overwritten_without_flag(tmp_path, teachers, toy_pai
     label(cfg)
     store = LabelStore.open(tmp_path / "s")
     assert store.stored_layers(0) == [2] and is_complete(tmp_path / "s")
-    assert not list(tmp_path.glob(".s.old-*"))
+    assert not list(tmp_path.glob(".s.old-*")) and not list(tmp_path.glob(".s.input-*"))
 
 
 def test_partial_from_other_command_refused(tmp_path, teachers, toy_pairs):

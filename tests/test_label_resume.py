@@ -50,6 +50,7 @@ def test_killed_run_resumes_to_clean_result(tmp_path):
     done = sorted(p.name for p in (partial_dir(out) / "shards").glob("shard-*"))
     assert 1 <= len(done) < 12
     stamp = (first_shard / "state.json").stat().st_mtime_ns
+    assert len(list(tmp_path.glob(".store.input-*"))) == 1  # the killed run's copy of the input rows
 
     # A different command must not take over the partial store.
     with pytest.raises(UserError, match="different command"):
@@ -62,6 +63,7 @@ def test_killed_run_resumes_to_clean_result(tmp_path):
         label(same_command(teacher, data, out))
         assert (out / "shards" / "shard-00000" / "state.json").stat().st_mtime_ns == stamp  # not labeled again
         assert not partial_dir(out).exists()
+        assert not list(tmp_path.glob(".store.input-*")), "the killed run's input rows were not cleaned up"
         clean = label(same_command(teacher, data, tmp_path / "clean"))
     finally:
         torch.set_num_threads(threads)
@@ -72,3 +74,22 @@ def test_killed_run_resumes_to_clean_result(tmp_path):
     np.testing.assert_array_equal(resumed.hidden("t", rows, [1, 2]), reference.hidden("t", rows, [1, 2]))
     strip = lambda m: {k: v for k, v in m.items() if k != "config"}  # noqa: E731
     assert strip(resumed.meta) == strip(reference.meta)
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path):
+    teacher = make_tiny_bert(tmp_path / "teacher", layers=2, seed=4)
+    data = write_toy_pairs(tmp_path / "pairs.tsv", n=1200, seed=5)
+    out = tmp_path / "store"
+    first_shard = partial_dir(out) / "shards" / "shard-00000"
+    proc = subprocess.Popen(label_cmd(teacher, data, out), env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 40
+    while not first_shard.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert proc.returncode == 130
+    assert "run the same command again to continue" in err.decode() and "Traceback" not in err.decode()
+    assert first_shard.exists() and not list(tmp_path.glob(".store.input-*"))

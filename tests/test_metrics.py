@@ -89,3 +89,24 @@ def test_compute_metrics_multiclass_and_main_metric():
                                           (["not_entailment", "entailment"], 1), (["neg", "pos"], 1)])
 def test_positive_label_index(names, index):
     assert positive_label_index(names) == index
+
+
+def test_map_mrr_equals_the_per_query_definition_on_random_rankings():
+    rng = np.random.default_rng(7)
+    n = 3_000
+    groups = rng.integers(0, 400, n)  # interleaved, uneven groups
+    labels = (rng.random(n) < 0.15).astype(int)
+    scores = rng.integers(0, 6, n) / 5  # many ties
+    aps, rrs, skipped = [], [], 0
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        ranked = [bool(labels[i]) for i in sorted(rows, key=lambda i: -scores[i])]  # stable: input order
+        if not any(ranked):
+            skipped += 1
+            continue
+        aps.append(average_precision(ranked))
+        rrs.append(reciprocal_rank(ranked))
+    expected = {"map": np.mean(aps), "mrr": np.mean(rrs), "queries_scored": len(aps),
+                "queries_without_positive": skipped}
+    for ids in (groups, [f"query {g}" for g in groups], [("q", int(g)) if g % 2 else int(g) for g in groups]):
+        assert map_mrr(ids, labels, scores) == pytest.approx(expected)

@@ -238,20 +238,6 @@ def machine_info(threads: int) -> dict[str, Any]:
             "numpy": np.__version__, "bertdistill": __version__}
 
 
-def _ranking_counts(data: TaskData) -> dict[str, int]:
-    labels = data.column("label")
-    groups = data.column("group")
-    from bertdistill.metrics import positive_label_index
-
-    pos = positive_label_index(data.label_names)
-    has_positive: dict[str, bool] = {}
-    for g, y in zip(groups, labels):
-        has_positive[g] = has_positive.get(g, False) or int(y) == pos
-    left_out = sum(1 for v in has_positive.values() if not v)
-    return {"queries": len(has_positive), "queries_scored": len(has_positive) - left_out,
-            "queries_without_positive": left_out}
-
-
 def _ratio(num: float | None, den: float | None) -> float | None:
     if num is None or den is None or not math.isfinite(num) or not math.isfinite(den) or den == 0:
         return None
@@ -350,7 +336,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                                  "label_names": label_names, "fingerprint": data.fingerprint()["content_sha256"]}
     notes = []
     if data.kind == "ranking" and groups is not None:
-        data_info.update(_ranking_counts(data))
+        scored, left_out = metrics[0]["queries_scored"], metrics[0]["queries_without_positive"]
+        data_info.update({"queries": scored + left_out, "queries_scored": scored, "queries_without_positive": left_out})
         notes.append(f"{RANKING_NOTE}: {data_info['queries_without_positive']} of {data_info['queries']} "
                      f"queries left out")
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,111 +102,196 @@ class TaskData:
 
     def fingerprint(self) -> dict[str, Any]:
         """Content hash of the texts (not the gold labels: teachers label text, not answers)."""
-        digest = hashlib.sha256()
+        hasher = ContentHasher()
         cols = [c for c in ("text_a", "text_b") if c in self.dataset.column_names]
         for batch in self.dataset.select_columns(cols).with_format("arrow").iter(batch_size=10_000):
-            for col in cols:
-                for text in batch[col].to_pylist():
-                    digest.update(text.encode("utf-8"))
-                    digest.update(b"\x1f")
-            digest.update(b"\x1e")
-        return {"content_sha256": digest.hexdigest(), "rows": self.num_rows,
-                "source": self.spec.describe(), "columns": dict(self.column_map)}
+            hasher.update(*(batch[c] for c in cols))
+        return fingerprint_dict(hasher.hexdigest(), self.num_rows, self.spec, self.column_map)
 
     def subset(self, indices) -> "TaskData":
         return TaskData(self.spec, self.kind, self.dataset.select(list(indices)), self.label_names,
                         self.column_map, self.dropped)
 
 
+class ContentHasher:
+    """SHA-256 of the texts in blocks of 10k rows; the same digest however the rows arrive in batches.
+
+    Within a block the texts are hashed column by column (all text_a, then all text_b), each followed
+    by 0x1f, and every block ends with 0x1e. The layout is part of every stored fingerprint: keep it.
+    """
+
+    BLOCK_ROWS = 10_000
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._pending: list[tuple] = []  # slices of the current, unfinished block
+        self._pending_rows = 0
+
+    def update(self, *columns) -> None:
+        """Add rows; ``columns`` are the text_a [, text_b] Arrow arrays of one batch."""
+        n, start = len(columns[0]), 0
+        while start < n:
+            take = min(self.BLOCK_ROWS - self._pending_rows, n - start)
+            self._pending.append(tuple(c.slice(start, take) for c in columns))
+            self._pending_rows += take
+            start += take
+            if self._pending_rows == self.BLOCK_ROWS:
+                self._hash_block(self._digest)
+                self._pending, self._pending_rows = [], 0
+
+    def hexdigest(self) -> str:
+        digest = self._digest.copy()
+        if self._pending_rows:
+            self._hash_block(digest)
+        return digest.hexdigest()
+
+    def _hash_block(self, digest) -> None:
+        for k in range(len(self._pending[0])):
+            for piece in self._pending:
+                for text in piece[k].to_pylist():
+                    digest.update(text.encode("utf-8"))
+                    digest.update(b"\x1f")
+        digest.update(b"\x1e")
+
+
+def fingerprint_dict(content_sha256: str, rows: int, spec: DataSpec, column_map: dict[str, str]) -> dict[str, Any]:
+    return {"content_sha256": content_sha256, "rows": rows, "source": spec.describe(), "columns": dict(column_map)}
+
+
 def load_task_data(spec: DataSpec, label_names: list[str] | None = None,
                    require_labels: bool = False) -> TaskData:
-    """Load ``spec`` into canonical columns.
+    """Load ``spec`` into canonical columns, in memory.
 
     ``label_names`` (e.g. from a model or the training set) fixes the label order; values outside it
     are a user error. ``require_labels`` makes a missing label column an error.
     """
-    where = spec.describe()
-    if spec.task is not None and spec.task not in TASK_KINDS:
-        raise UserError(f"unknown task kind {spec.task!r}", where, f"use one of {', '.join(TASK_KINDS)}")
-    table = _read_source(spec)
-    names = list(table.column_names)
-    if table.num_rows == 0:
-        raise UserError("no data rows (the file is empty or holds only a header)", where,
-                        "point to a file with at least one example")
-
-    text_a = _pick(spec.text_a, TEXT_A_NAMES, names, "--text-a", where, required=True)
-    text_b = _pick(spec.text_b, TEXT_B_NAMES, [n for n in names if n != text_a], "--text-b", where)
-    if spec.task == "single":
-        text_b = None
-    label_col = None
-    if not spec.unlabeled:
-        label_col = _pick(spec.label_column, LABEL_NAMES, names, "--label-column", where,
-                          required=require_labels)
-    kind = spec.task or ("ranking" if spec.group_column else "pair" if text_b else "single")
-    if kind in ("pair", "ranking") and not text_b:
-        raise UserError(f"a {kind} task needs a second text column", where,
-                        f"name it with --text-b (columns: {', '.join(names)})")
-    group_col = None
-    if kind == "ranking":
-        group_col = spec.group_column or text_a
-        if group_col not in names:
-            raise UserError(f"group column {group_col!r} not found", where,
-                            f"use --group-column with one of: {', '.join(names)}")
-
-    columns: dict[str, pa.Array] = {"text_a": _as_text(table, text_a, where)}
-    column_map = {"text_a": text_a}
-    if text_b:
-        columns["text_b"] = _as_text(table, text_b, where)
-        column_map["text_b"] = text_b
-    if group_col:
-        columns["group"] = _as_text(table, group_col, where)
-        column_map["group"] = group_col
-
-    dropped = 0
-    label_out: list[str] = []
-    if label_col:
-        # Arrow compute throughout: no Python object per row, so memory stays flat on large corpora.
-        raw = _label_strings(table, label_col)
-        if spec.drop_labels:
-            keep = pc.invert(pc.is_in(raw, value_set=pa.array(spec.drop_labels, type=pa.string())))
-            dropped = len(raw) - pc.sum(keep).as_py() if len(raw) else 0
-            if dropped:
-                columns = {k: v.filter(keep) for k, v in columns.items()}
-                raw = raw.filter(keep)
-        empty = _first_true(pc.equal(raw, ""))
-        if empty is not None:
-            raise UserError(f"row {empty + 1} has an empty label in column {label_col!r}", where,
-                            "fill it in, or pass --unlabeled to ignore labels")
-        names_fixed = label_names or spec.label_names
-        label_out = list(names_fixed) if names_fixed else _infer_label_names(pc.unique(raw).to_pylist())
-        ids = pc.index_in(raw, value_set=pa.array(label_out, type=pa.string()))
-        bad = _first_true(pc.is_null(ids))
-        if bad is not None:
-            raise UserError(f"row {bad + 1} has label {raw[bad].as_py()!r}, which is not one of {label_out}",
-                            where, "fix the row, drop it, or set the label names with --label-names")
-        columns["label"] = ids.cast(pa.int64())
-        column_map["label"] = label_col
-    else:
-        label_out = list(label_names or spec.label_names or [])
-
-    out = pa.table(columns)
-    if spec.limit is not None:
-        out = out.slice(0, spec.limit)
-    if out.num_rows == 0:
-        raise UserError("no rows left after dropping", where, "check --drop-labels and --limit")
+    stream = CanonicalStream(spec, label_names, require_labels)
+    out = pa.Table.from_batches(list(stream), schema=stream.schema)
+    stream.finish()
+    if stream.has_labels:
+        ids = pc.index_in(out.column("label"), value_set=pa.array(stream.label_names, type=pa.string()))
+        out = out.set_column(out.schema.get_field_index("label"), "label", ids.cast(pa.int64()))
     # An explicit fingerprint: without one, datasets hashes the whole table (a copy as large as the data).
     dataset = datasets.Dataset(out, fingerprint=generate_random_fingerprint())
-    data = TaskData(spec, kind, dataset, label_out, column_map, dropped)
-    if kind == "ranking":
-        _check_ranking(data, where)
+    data = TaskData(spec, stream.kind, dataset, stream.label_names, stream.column_map, stream.dropped)
+    if stream.kind == "ranking":
+        groups = data.dataset.data.column("group")
+        if pc.count_distinct(groups).as_py() == len(groups):
+            raise one_candidate_per_group(spec.describe())
     return data
 
 
-def _check_ranking(data: TaskData, where: str) -> None:
-    groups = data.dataset.data.column("group")
-    if pc.count_distinct(groups).as_py() == len(groups):
-        raise UserError("ranking data has one candidate per group, so nothing is ranked", where,
-                        "name the query-id column with --group-column, or use --task pair")
+def one_candidate_per_group(where: str) -> UserError:
+    return UserError("ranking data has one candidate per group, so nothing is ranked", where,
+                     "name the query-id column with --group-column, or use --task pair")
+
+
+class CanonicalStream:
+    """The rows of ``spec`` as canonical record batches (text_a, [text_b], [label], [group]), batch by batch.
+
+    Column choice and row checks happen as the batches pass, so a caller that writes them out keeps
+    only one source batch in memory. Labels stay strings here: with no fixed label names, the names
+    are known only at the end (``finish``); with fixed names, every value is checked on the way.
+    """
+
+    def __init__(self, spec: DataSpec, label_names: list[str] | None = None, require_labels: bool = False):
+        self.spec = spec
+        self.where = where = spec.describe()
+        if spec.task is not None and spec.task not in TASK_KINDS:
+            raise UserError(f"unknown task kind {spec.task!r}", where, f"use one of {', '.join(TASK_KINDS)}")
+        schema, batches = _read_source(spec)
+        first = next(batches, None)
+        if first is None:
+            raise UserError("no data rows (the file is empty or holds only a header)", where,
+                            "point to a file with at least one example")
+        self._source = itertools.chain([first], batches)
+        self._source_schema = schema
+        names = list(schema.names)
+
+        text_a = _pick(spec.text_a, TEXT_A_NAMES, names, "--text-a", where, required=True)
+        text_b = _pick(spec.text_b, TEXT_B_NAMES, [n for n in names if n != text_a], "--text-b", where)
+        if spec.task == "single":
+            text_b = None
+        label_col = None
+        if not spec.unlabeled:
+            label_col = _pick(spec.label_column, LABEL_NAMES, names, "--label-column", where,
+                              required=require_labels)
+        kind = spec.task or ("ranking" if spec.group_column else "pair" if text_b else "single")
+        if kind in ("pair", "ranking") and not text_b:
+            raise UserError(f"a {kind} task needs a second text column", where,
+                            f"name it with --text-b (columns: {', '.join(names)})")
+        group_col = None
+        if kind == "ranking":
+            group_col = spec.group_column or text_a
+            if group_col not in names:
+                raise UserError(f"group column {group_col!r} not found", where,
+                                f"use --group-column with one of: {', '.join(names)}")
+        self.kind = kind
+        self.column_map = {k: v for k, v in (("text_a", text_a), ("text_b", text_b), ("group", group_col),
+                                             ("label", label_col)) if v}
+        self.schema = pa.schema([(k, pa.string()) for k in self.column_map])
+        self._fixed_names = list(label_names or spec.label_names or []) or None
+        self._seen_labels: set[str] = set()
+        self.label_names: list[str] = list(self._fixed_names or [])
+        self.source_rows = 0  # rows read, before dropping
+        self.rows = 0  # rows kept
+        self.dropped = 0
+
+    @property
+    def has_labels(self) -> bool:
+        return "label" in self.column_map
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        limit = self.spec.limit
+        kept = 0
+        for batch in self._source:
+            # Rows past --limit are still read and checked: the label names come from the whole file.
+            out = self._canonical(batch)
+            self.source_rows += batch.num_rows
+            self.rows += out.num_rows
+            if limit is not None:
+                out = out.slice(0, max(0, limit - kept))
+            kept += out.num_rows
+            if out.num_rows:
+                yield out
+        self.rows = kept
+
+    def finish(self) -> None:
+        """After the last batch: fix the label names (when not given) and refuse empty results."""
+        if self.rows == 0:
+            raise UserError("no rows left after dropping", self.where, "check --drop-labels and --limit")
+        if self.has_labels and not self._fixed_names:
+            self.label_names = _infer_label_names(self._seen_labels)
+
+    def _canonical(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns = {k: _as_text(batch, src, self.where, self.source_rows)
+                   for k, src in self.column_map.items() if k != "label"}
+        if self.has_labels:
+            # Arrow compute throughout: no Python object per row, so memory stays flat on large corpora.
+            src = self.column_map["label"]
+            raw = _label_strings(batch.column(src), batch.schema.field(src))
+            if self.spec.drop_labels:
+                keep = pc.invert(pc.is_in(raw, value_set=pa.array(self.spec.drop_labels, type=pa.string())))
+                dropped = len(raw) - pc.sum(keep).as_py() if len(raw) else 0
+                if dropped:
+                    self.dropped += dropped
+                    columns = {k: v.filter(keep) for k, v in columns.items()}
+                    raw = raw.filter(keep)
+            empty = _first_true(pc.equal(raw, ""))
+            if empty is not None:
+                raise UserError(f"row {self.rows + empty + 1} has an empty label in column {src!r}", self.where,
+                                "fill it in, or pass --unlabeled to ignore labels")
+            if self._fixed_names:
+                bad = _first_true(pc.is_null(pc.index_in(raw, value_set=pa.array(self._fixed_names,
+                                                                                  type=pa.string()))))
+                if bad is not None:
+                    raise UserError(f"row {self.rows + bad + 1} has label {raw[bad].as_py()!r}, which is not one "
+                                    f"of {self._fixed_names}", self.where,
+                                    "fix the row, drop it, or set the label names with --label-names")
+            else:
+                self._seen_labels.update(pc.unique(raw).to_pylist())
+            columns["label"] = raw
+        return pa.RecordBatch.from_arrays(list(columns.values()), schema=self.schema)
 
 
 def _infer_label_names(values: list[str]) -> list[str]:
@@ -223,10 +309,9 @@ def _is_int(value: str) -> bool:
         return False
 
 
-def _label_strings(table: pa.Table, column: str) -> pa.Array:
+def _label_strings(col: pa.Array, source_field: pa.Field) -> pa.Array:
     """Label values as trimmed strings ("" where missing); integer-valued floats print as integers."""
-    col = table.column(column).combine_chunks()
-    meta = table.schema.field(column).metadata or {}
+    meta = source_field.metadata or {}
     if meta.get(b"class_names"):  # hub ClassLabel: ints to names; -1 means unlabeled
         names = pa.array(meta[b"class_names"].decode().split("\x1f") + ["-"], type=pa.string())
         ids = pc.if_else(pc.less(pc.fill_null(col, -1), 0), len(names) - 1, pc.fill_null(col, -1))
@@ -245,13 +330,14 @@ def _first_true(mask: pa.Array) -> int | None:
     return None if index < 0 else index
 
 
-def _as_text(table: pa.Table, column: str, where: str) -> pa.Array:
-    col = table.column(column).combine_chunks()
+def _as_text(batch: pa.RecordBatch, column: str, where: str, offset: int) -> pa.Array:
+    """A text column as strings; ``offset`` is the number of source rows before this batch."""
+    col = batch.column(column)
     if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
         col = pa.array(["" if v is None else str(v) for v in col.to_pylist()], type=pa.string())
     elif col.null_count:
-        first = col.is_null().to_pylist().index(True)
-        raise UserError(f"row {first + 1} has no value in column {column!r}", where,
+        first = _first_true(col.is_null())
+        raise UserError(f"row {offset + first + 1} has no value in column {column!r}", where,
                         "fill in the missing text or drop the row")
     return col.cast(pa.string())
 
@@ -276,7 +362,8 @@ def _pick(given: str | None, candidates: tuple[str, ...], names: list[str], opti
 # Reading sources into an Arrow table
 
 
-def _read_source(spec: DataSpec) -> pa.Table:
+def _read_source(spec: DataSpec) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The source's schema and its rows as record batches, read as they are consumed."""
     if spec.path:
         path = Path(spec.path)
         if not path.exists():
@@ -288,41 +375,64 @@ def _read_source(spec: DataSpec) -> pa.Table:
         if suffix in DELIMITED or spec.delimiter:
             return _read_delimited(path, spec.delimiter or DELIMITED.get(suffix, "\t"), spec.columns)
         if suffix in JSON_LIKE:
-            return _read_with_datasets(path, JSON_LIKE[suffix])
+            return _dataset_batches(_read_with_datasets(path, JSON_LIKE[suffix]))
         raise UserError(f"unknown file type {suffix!r}", str(path),
                         "use .tsv, .txt (tab-separated), .csv, .jsonl, .json or .parquet")
     if spec.dataset:
-        return _read_hub(spec)
+        return _dataset_batches(_read_hub(spec))
     raise UserError("no data given", None, "pass --data FILE, or --dataset NAME for a hub data set")
 
 
-def _read_hub(spec: DataSpec) -> pa.Table:
+def _read_hub(spec: DataSpec) -> datasets.Dataset:
     try:
-        ds = datasets.load_dataset(spec.dataset, spec.subset, split=spec.split or "train")
+        return datasets.load_dataset(spec.dataset, spec.subset, split=spec.split or "train")
     except Exception as exc:  # the hub raises many kinds; all mean the same to the user
         raise UserError(f"could not load hub data set ({type(exc).__name__}: {str(exc)[:200]})",
                         spec.describe(), "check the name/subset/split and the network, or use a local file") from None
-    table = ds.data.table if hasattr(ds.data, "table") else ds.with_format("arrow")[:]
-    # Keep ClassLabel names so integer labels map back to names.
-    fields = []
-    for f in table.schema:
-        feat = ds.features.get(f.name)
-        if isinstance(feat, datasets.ClassLabel):
-            f = f.with_metadata({b"class_names": "\x1f".join(feat.names).encode()})
-        fields.append(f)
-    return table.cast(pa.schema(fields))
 
 
-def _read_with_datasets(path: Path, builder: str) -> pa.Table:
+def _read_with_datasets(path: Path, builder: str) -> datasets.Dataset:
     if builder == "json":
         _check_utf8(path)
     try:
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise UserError(f"could not read {builder} file ({msg})", str(path),
                         "check that every line/record is valid") from None
-    return ds.with_format("arrow")[:]
+
+
+def _dataset_batches(ds: datasets.Dataset) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Record batches of a loaded ``datasets`` split, with ClassLabel names kept in the field metadata.
+
+    The split's cache files are read with plain reads rather than through its memory map, so the
+    pages of a large corpus do not stay resident while it is consumed.
+    """
+    fields = []
+    for f in ds.data.schema:
+        feat = ds.features.get(f.name)
+        if isinstance(feat, datasets.ClassLabel):  # keep the names so integer labels map back to them
+            f = f.with_metadata({b"class_names": "\x1f".join(feat.names).encode()})
+        fields.append(f)
+    schema = pa.schema(fields)
+    # A freshly loaded split is exactly its cache files, in order (no index mapping, no replayed edits).
+    files = [c["filename"] for c in ds.cache_files] if ds._indices is None else []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        if not files:  # in memory: the table itself
+            for batch in ds.with_format("arrow")[:].to_batches():
+                yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+            return
+        rows = 0
+        for filename in files:
+            with pa.OSFile(filename) as fh:
+                for batch in pa.ipc.open_stream(fh):
+                    rows += batch.num_rows
+                    yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+        if rows != len(ds):
+            raise RuntimeError(f"cache files hold {rows} rows, the split {len(ds)}: {files}")
+
+    return schema, batches()
 
 
 def _check_utf8(path: Path) -> None:
@@ -355,7 +465,8 @@ def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]
                 yield lineno, next(csv.reader([line], delimiter=delimiter))
 
 
-def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> pa.Table:
+def _read_delimited(path: Path, delimiter: str,
+                    columns: list[str] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     rows = _iter_delimited(path, delimiter)
     if columns:
         header = list(columns)
@@ -368,20 +479,22 @@ def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> pa
         if dup is not None:
             raise UserError(f"header names column {dup!r} twice", str(path), "rename one of them")
     width = len(header)
-    batches: list[pa.RecordBatch] = []
-    chunk: list[list[str]] = [[] for _ in range(width)]
-    for lineno, fields in rows:
-        if len(fields) != width:
-            raise UserError(f"line {lineno} has {len(fields)} fields, expected {width}", str(path),
-                            "fix the ragged row, or give the column list with --columns if the file has no header")
-        for col, value in zip(chunk, fields):
-            col.append(value)
-        if len(chunk[0]) >= _CHUNK_ROWS:
-            batches.append(_batch(chunk, header))
-            chunk = [[] for _ in range(width)]
-    if chunk[0] or not batches:
-        batches.append(_batch(chunk, header))
-    return pa.Table.from_batches(batches)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        chunk: list[list[str]] = [[] for _ in range(width)]
+        for lineno, fields in rows:
+            if len(fields) != width:
+                raise UserError(f"line {lineno} has {len(fields)} fields, expected {width}", str(path),
+                                "fix the ragged row, or give the column list with --columns if the file has no header")
+            for col, value in zip(chunk, fields):
+                col.append(value)
+            if len(chunk[0]) >= _CHUNK_ROWS:
+                yield _batch(chunk, header)
+                chunk = [[] for _ in range(width)]
+        if chunk[0]:
+            yield _batch(chunk, header)
+
+    return pa.schema([(h, pa.string()) for h in header]), batches()
 
 
 def _batch(chunk: list[list[str]], header: list[str]) -> pa.RecordBatch:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bertdistill.data.sources import DataSpec, TaskData, load_task_data
+from bertdistill.data.ondisk import OnDiskTaskData, load_task_data_on_disk
+from bertdistill.data.sources import DataSpec
 from bertdistill.data.tokenize import MODEL_INPUTS, check_max_length, encode_texts, sorted_batches
 from bertdistill.errors import UserError
 from bertdistill.io import check_output_dir, is_complete, publish_dir, read_json, to_jsonable, write_json
@@ -305,8 +307,6 @@ def _shard_ok(path: Path, rows: int) -> bool:
 
 def label(config: LabelConfig) -> Path:
     """Label ``config.data`` with every teacher into the store at ``config.output``; returns its path."""
-    from bertdistill.ui import err_console, progress
-
     output = Path(config.output)
     if config.shard_rows < 1:
         raise UserError(f"--shard-rows {config.shard_rows} must be at least 1", None, "use e.g. 10000")
@@ -322,7 +322,17 @@ def label(config: LabelConfig) -> Path:
     teachers = describe_teachers(config)
     for t in teachers:  # before the partial store exists: a leftover would block the corrected command
         check_max_length(None, t.config, config.max_length)
-    data = _load_data(config.data, teachers[0].label_names)
+    # The input rows wait on disk next to the output (not in /tmp, often a RAM disk), read a shard at a time.
+    _remove_stale_rows_dirs(output)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.input-{os.getpid()}-") as rows_dir:
+        data = _load_data(config.data, teachers[0].label_names, rows_dir)
+        _label_loaded(config, output, teachers, data)
+    return output
+
+
+def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], data: OnDiskTaskData) -> None:
+    from bertdistill.ui import err_console, progress
+
     label_names = _store_label_names(teachers[0].label_names, data)
     fingerprint = data.fingerprint()
     key = resume_key(config, fingerprint, teachers)
@@ -353,23 +363,46 @@ def label(config: LabelConfig) -> Path:
             if fresh:  # nothing labeled yet: leave no partial store that would block a corrected command
                 shutil.rmtree(work, ignore_errors=True)
             raise
-        _label_shards(todo, teachers, data, work, config, show=not config.quiet and rank == 0,
-                      progress_factory=progress)
+        try:
+            _label_shards(todo, teachers, data, work, config, show=not config.quiet and rank == 0,
+                          progress_factory=progress)
+        except KeyboardInterrupt:
+            if rank == 0:
+                err_console.print(f"stopped; the finished shards are kept in {work}: run the same command "
+                                  "again to continue from them", soft_wrap=True)
+            raise
     barrier()
     if rank == 0:
         _finish(work, output, plan, teachers, data, label_names, fingerprint, config, say)
     barrier()
-    return output
 
 
-def _load_data(spec: DataSpec, teacher_labels: list[str]) -> TaskData:
+def _remove_stale_rows_dirs(output: Path) -> None:
+    """Delete input-row folders left by killed runs (their process is gone) for this output."""
+    for path in output.parent.glob(f".{output.name}.input-*-*"):
+        pid = path.name.rsplit(".input-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _load_data(spec: DataSpec, teacher_labels: list[str], rows_dir: str) -> OnDiskTaskData:
     from bertdistill.models import _generic
 
     # Generic teacher labels (LABEL_0, ...) say nothing about the order, so the data keeps its own.
-    return load_task_data(spec, label_names=None if _generic(teacher_labels) else teacher_labels)
+    return load_task_data_on_disk(spec, rows_dir, label_names=None if _generic(teacher_labels) else teacher_labels)
 
 
-def _store_label_names(teacher_labels: list[str], data: TaskData) -> list[str]:
+def _store_label_names(teacher_labels: list[str], data: OnDiskTaskData) -> list[str]:
     from bertdistill.models import _generic
 
     if data.has_labels and len(data.label_names) != len(teacher_labels):
@@ -381,7 +414,7 @@ def _store_label_names(teacher_labels: list[str], data: TaskData) -> list[str]:
     return list(teacher_labels)
 
 
-def _label_shards(todo, teachers: list[Teacher], data: TaskData, work: Path, config: LabelConfig,
+def _label_shards(todo, teachers: list[Teacher], data: OnDiskTaskData, work: Path, config: LabelConfig,
                   show: bool, progress_factory) -> None:
     rows_total = sum(end - start for _, start, end in todo)
     n_teachers = len(teachers)
@@ -400,9 +433,9 @@ def _label_shards(todo, teachers: list[Teacher], data: TaskData, work: Path, con
                 prog.update(task, advance=k, pairs_per_s=f"{rate:.1f}")
 
         for index, start, end in todo:
-            rows = data.dataset[start:end]
-            text_a = list(rows["text_a"])
-            text_b = list(rows["text_b"]) if "text_b" in rows else None
+            rows = data.rows(start, end, ["text_a", "text_b"] if data.has_text_b else ["text_a"])
+            text_a = rows["text_a"]
+            text_b = rows.get("text_b")
             outputs = [teacher_outputs(t, text_a, text_b, config.max_length, config.batch_size, on_batch)
                        for t in teachers]
             shard = shard_dataset(np.arange(start, end), [o[0] for o in outputs], [o[1] for o in outputs])
@@ -415,7 +448,7 @@ def _label_shards(todo, teachers: list[Teacher], data: TaskData, work: Path, con
             del shard, outputs
 
 
-def _finish(work: Path, output: Path, plan, teachers: list[Teacher], data: TaskData, label_names: list[str],
+def _finish(work: Path, output: Path, plan, teachers: list[Teacher], data: OnDiskTaskData, label_names: list[str],
             fingerprint: dict, config: LabelConfig, say) -> None:
     import datasets
 
@@ -434,8 +467,8 @@ def _finish(work: Path, output: Path, plan, teachers: list[Teacher], data: TaskD
         info = t.info() if t.scorer is not None else _info_without_scorer(t)
         if data.has_labels:
             logits = np.concatenate([np.asarray(p[f"logits_{t_index}"], dtype=np.float32) for p in parts])
-            groups = _group_codes(data) if data.has_groups else None
-            labels = _arrow_column(data, "label").to_numpy(zero_copy_only=False)
+            groups = data.group_codes
+            labels = data.labels()
             info["metrics"] = compute_metrics(data.kind, label_names, labels, logits, groups)
         else:
             info["metrics"] = None
@@ -456,16 +489,6 @@ def _finish(work: Path, output: Path, plan, teachers: list[Teacher], data: TaskD
             + "".join(f", {t.name} layers {t.layers}" for t in teachers if t.layers))
 
 
-def _arrow_column(data: TaskData, name: str):
-    column = data.dataset.with_format("arrow")[name]
-    return column.combine_chunks() if hasattr(column, "combine_chunks") else column
-
-
-def _group_codes(data: TaskData) -> np.ndarray:
-    """Query groups as integer codes: a list of millions of Python strings would grow with the data."""
-    return _arrow_column(data, "group").dictionary_encode().indices.to_numpy(zero_copy_only=False)
-
-
 def _info_without_scorer(teacher: Teacher) -> dict:
     """Every shard was already done (resume after the last shard): load the tokenizer for provenance."""
     from bertdistill.models import load_tokenizer
@@ -478,7 +501,7 @@ def _info_without_scorer(teacher: Teacher) -> dict:
     return info
 
 
-def _print_metrics(infos: list[dict], data: TaskData) -> None:
+def _print_metrics(infos: list[dict], data: OnDiskTaskData) -> None:
     from bertdistill.ui import print_table
 
     if not data.has_labels:

@@ -37,13 +37,13 @@ def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> tor
 def averaged_teacher_probs(teacher_logits: Sequence[torch.Tensor], temperature: float,
                            weights: Sequence[float] | None = None) -> torch.Tensor:
     """Σ_k w_k softmax(z_k/T) / Σ_k w_k (one target from several teachers)"""
-    w = _weights(len(teacher_logits), weights)
+    w = normalized_weights(len(teacher_logits), weights)
     return sum(wk * F.softmax(z.float() / temperature, dim=-1) for wk, z in zip(w, teacher_logits))
 
 
 def averaged_teacher_logits(teacher_logits: Sequence[torch.Tensor], weights: Sequence[float] | None = None) -> torch.Tensor:
     """Σ_k w_k z_k / Σ_k w_k (the MSE target from several teachers)"""
-    w = _weights(len(teacher_logits), weights)
+    w = normalized_weights(len(teacher_logits), weights)
     return sum(wk * z.float() for wk, z in zip(w, teacher_logits))
 
 
@@ -67,7 +67,8 @@ def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]
     return total
 
 
-def _weights(n: int, weights: Sequence[float] | None) -> list[float]:
+def normalized_weights(n: int, weights: Sequence[float] | None) -> list[float]:
+    """w_k / Σ_j w_j (uniform 1/n when no weights are given)."""
     w = [1.0] * n if weights is None else [float(x) for x in weights]
     if len(w) != n:
         raise ValueError(f"{len(w)} weights for {n} teachers")

@@ -74,7 +74,7 @@ class Objective:
         """KD term for head logits (heads, B, C) against teacher logits (teachers, B, C)."""
         teachers = list(teacher_logits)
         if self.teacher_mode == "heads" and logits.shape[0] == len(teachers):
-            w = losses._weights(len(teachers), self.teacher_weights)
+            w = losses.normalized_weights(len(teachers), self.teacher_weights)
             fn = losses.soft_kl if self.kd_loss == "kl" else (lambda s, t, _T: losses.logit_mse(s, t))
             return sum(wk * fn(logits[h], teachers[h], self.temperature) for h, wk in enumerate(w))
         student = logits.float().mean(0)
