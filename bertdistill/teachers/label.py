@@ -7,13 +7,15 @@ crash skips the finished shards; a different command refuses the partial directo
 ``overwrite``. When every shard is there, ``meta.json`` and the completion marker are written and the
 directory is renamed to ``<output>``. The format is described in ``bertdistill.teachers.store``.
 
-Memory stays flat in the data size: texts are tokenized per shard, batches are length-sorted within
-a shard and put back in row order, and only one shard of outputs is held at a time.
+Memory stays flat in the data size: the input rows wait in an Arrow file next to the output and are
+read one shard at a time, texts are tokenized per shard, batches are length-sorted within a shard and
+put back in row order, and only one shard of outputs is held at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -379,7 +381,7 @@ def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], da
 
 def _remove_stale_rows_dirs(output: Path) -> None:
     """Delete input-row folders left by killed runs (their process is gone) for this output."""
-    for path in output.parent.glob(f".{output.name}.input-*-*"):
+    for path in output.parent.glob(f".{glob.escape(output.name)}.input-*-*"):
         pid = path.name.rsplit(".input-", 1)[1].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
