@@ -308,6 +308,14 @@ CASES: dict[str, Case] = {
     "pretrain-output-not-writable": Case(
         lambda k, t: (pretrain(k, k.train, k.store, unwritable(t, "s")), unwritable_out(t, "s")), ("writable",)),
     # finetune
+    "finetune-eval-given-twice": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--eval-data", k.train, "--eval-split", "validation"), t / "s"),
+        ("eval data is given twice", "--eval-data, --eval-split")),
+    "finetune-eval-split-of-a-file": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--eval-split", "validation"), t / "s"),
+        ("--eval-split", "--eval-data FILE")),
+    "finetune-eval-limit-0": Case(lambda k, t: (finetune(k, k.train, t / "s", "--eval-data", k.train,
+                                                         "--eval-limit", "0"), t / "s"), ("--eval-limit 0",)),
     "finetune-header-only": Case(lambda k, t: (finetune(k, header_only(t), t / "s", "--model", k.teacher),
                                                t / "s"), ("no data rows",)),
     "finetune-unknown-label-value": Case(

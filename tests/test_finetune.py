@@ -137,3 +137,22 @@ def test_store_from_other_data_and_missing_layers_are_user_errors(tmp_path):
         finetune(FinetuneConfig(train_data=DataSpec(path=str(train)), distill=DistillConfig(pkd="last"), **base),
                  show_progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_eval_file_with_other_columns_through_eval_data_config(tmp_path):
+    from cli_helpers import run_cli
+
+    model_dir = make_tiny_bert(tmp_path / "base", layers=1, hidden=32)
+    train = write_word_task(tmp_path / "train.tsv", n=32, seed=1)
+    # The eval file names and orders its columns differently: only its own data config can read it.
+    rows = [line.split("\t") for line in write_word_task(tmp_path / "src.tsv", 24, 2).read_text().splitlines()[1:]]
+    (tmp_path / "dev.tsv").write_text("gold\tq\tp\n" + "".join(f"{y}\t{q}\t{p}\n" for q, p, y in rows))
+    config = tmp_path / "dev.json"
+    config.write_text(json.dumps({"path": "dev.tsv", "text_a": "q", "text_b": "p", "label_column": "gold"}))
+    out = tmp_path / "out"
+    result = run_cli("finetune", "--data", train, "--eval-data-config", config, "--model", model_dir,
+                     "--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--output", out)
+    assert result.code == 0, result.err
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["data"]["eval"]["rows"] == 24 and record["data"]["eval"]["columns"]["label"] == "gold"
+    assert record["evaluations"] and "accuracy" in record["evaluations"][-1]

@@ -84,6 +84,30 @@ def data_spec(path: Path | None = None, dataset: str | None = None, subset: str 
     return spec
 
 
+def eval_data_spec(train: DataSpec, path: Path | None = None, split: str | None = None,
+                   config: Path | None = None, limit: int | None = None) -> DataSpec | None:
+    """The eval data: a file read like the training data, another split of the same hub data set, or
+    a data config of its own (for an eval file whose columns differ). None when none is given."""
+    from bertdistill.data.sources import spec_with
+
+    given = [opt for opt, value in (("--eval-data", path), ("--eval-split", split), ("--eval-data-config", config))
+             if value is not None]
+    if len(given) > 1:
+        raise UserError(f"the eval data is given twice ({', '.join(given)})", None, "give only one of them")
+    if limit is not None and limit < 1:
+        raise UserError(f"--eval-limit {limit} must be at least 1", None, "use a positive row count")
+    if config is not None:
+        return data_spec(config=config, limit=limit)
+    if path is not None:
+        return spec_with(train, path=str(path), dataset=None, limit=limit)
+    if split is not None:
+        if not train.dataset or train.path:
+            raise UserError("--eval-split picks a split of the hub data set, but the training data is a file", None,
+                            "use --eval-data FILE (or --eval-data-config) for file data")
+        return spec_with(train, split=split, limit=limit)
+    return None
+
+
 def check_positive(value: int, option: str) -> int:
     if value < 1:
         raise UserError(f"{option} {value} must be at least 1", None, f"use {option} 1 or more")

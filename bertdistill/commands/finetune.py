@@ -27,6 +27,11 @@ TRAIN = "Training"
 
 EvalData = Annotated[Optional[Path], typer.Option("--eval-data", help="Eval file (same column mapping as --data).",
                                                   rich_help_panel=c.DATA_PANEL)]
+EvalSplit = Annotated[Optional[str], typer.Option(
+    "--eval-split", help="Eval on this split of the same hub data set (e.g. validation).", rich_help_panel=c.DATA_PANEL)]
+EvalDataConfig = Annotated[Optional[Path], typer.Option(
+    "--eval-data-config", help="JSON data config of the eval data, for an eval file laid out unlike --data.",
+    rich_help_panel=c.DATA_PANEL)]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output model directory.")]
 StudentFrom = Annotated[Optional[str], typer.Option(
     "--student-from", help="Model whose layers start the student (pre-trained, or a pretrain-student output).",
@@ -122,7 +127,7 @@ def command(
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
     label_names: c.LabelNames = None, limit: c.Limit = None,
-    eval_data: EvalData = None,
+    eval_data: EvalData = None, eval_split: EvalSplit = None, eval_data_config: EvalDataConfig = None,
     eval_limit: Annotated[Optional[int], typer.Option("--eval-limit", help="Use only the first N eval rows.",
                                                       rich_help_panel=c.DATA_PANEL)] = None,
     labels: Annotated[Optional[Path], typer.Option(
@@ -146,13 +151,12 @@ def command(
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
     overwrite: c.Overwrite = False, resume: Resume = False, trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
-    from bertdistill.data.sources import spec_with
     from bertdistill.training.config import DistillConfig, FinetuneConfig, TrainConfig
     from bertdistill.training.finetune import finetune
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, False, limit)
-    eval_spec = spec_with(spec, path=str(eval_data), dataset=None, limit=eval_limit) if eval_data else None
+    eval_spec = c.eval_data_spec(spec, eval_data, eval_split, eval_data_config, eval_limit)
     config = FinetuneConfig(
         train_data=spec, eval_data=eval_spec, labels=str(labels) if labels else None,
         eval_labels=str(eval_labels) if eval_labels else None, output=str(output),

@@ -27,7 +27,7 @@ def command(
     task: c.Task = None, limit: c.Limit = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Teacher label store of the corpus.",
                                                    rich_help_panel=f.DISTILL)] = None,
-    eval_data: f.EvalData = None,
+    eval_data: f.EvalData = None, eval_split: f.EvalSplit = None, eval_data_config: f.EvalDataConfig = None,
     eval_labels: Annotated[Optional[Path], typer.Option("--eval-labels", help="Label store of --eval-data.",
                                                         rich_help_panel=f.DISTILL)] = None,
     eval_fraction: Annotated[float, typer.Option(
@@ -49,7 +49,6 @@ def command(
     keep_checkpoints: f.KeepCheckpoints = False, overwrite: c.Overwrite = False, resume: f.Resume = False,
     trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
-    from bertdistill.data.sources import spec_with
     from bertdistill.training.config import DistillConfig, PretrainConfig, TrainConfig
     from bertdistill.training.pretrain import pretrain_student
 
@@ -57,7 +56,7 @@ def command(
                        None, True, limit)
     config = PretrainConfig(
         train_data=spec, labels=str(labels) if labels else "",
-        eval_data=spec_with(spec, path=str(eval_data), dataset=None, limit=None) if eval_data else None,
+        eval_data=c.eval_data_spec(spec, eval_data, eval_split, eval_data_config),
         eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction, output=str(output),
         student=f.student_config(student_from, None, student_layers, layer_map, student_config_path,
                                  trust_remote_code),

@@ -2,8 +2,8 @@
 # WikiQA recipe (web QA relevance ranking; MAP/MRR per question on WikiQA test).
 #   WIKIQA=../shared/datasets/wikiqa OUT=runs/wikiqa bash examples/wikiqa/run.sh
 # LIMIT=N trains on the first N training rows (RESULTS.md says what was used); other knobs in
-# examples/recipe.sh. Hub users: write the hub's wiki_qa splits to the same three files, or change
-# TRAIN/DEV/TEST below to --dataset wiki_qa --split ... options.
+# examples/recipe.sh. Hub users: change TRAIN/DEV/TEST below to --dataset wiki_qa --split train /
+# --eval-split validation / --dataset wiki_qa --split test (with --group-column question_id).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
