@@ -115,6 +115,23 @@ def _group_codes(groups: Sequence) -> np.ndarray:
     return np.fromiter((index.setdefault(g, len(index)) for g in groups), dtype=np.int64, count=len(groups))
 
 
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """1-based ranks of ``values``; tied values share the mean of their ranks."""
+    values = np.asarray(values, dtype=np.float64)
+    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first_rank = np.cumsum(counts) - counts + 1
+    return (first_rank + (counts - 1) / 2.0)[inverse.reshape(-1)]
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's ρ: the Pearson correlation of the (tie-averaged) ranks of a and b; 0 if either is constant."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    _check_lengths(ra, rb)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / denom) if denom > 0 else 0.0
+
+
 def compute_metrics(kind: str, label_names: Sequence[str], labels: Sequence[int], logits: np.ndarray,
                     groups: Sequence | None = None) -> dict:
     """All metrics of a task kind from logits: accuracy, F1 (binary or macro), MAP/MRR for ranking."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertdistill.metrics import (accuracy, average_precision, compute_metrics, f1_binary, f1_macro, main_metric,
-                                 map_mrr, positive_label_index, reciprocal_rank)
+from bertdistill.metrics import (accuracy, average_precision, average_ranks, compute_metrics, f1_binary, f1_macro,
+                                 main_metric, map_mrr, positive_label_index, reciprocal_rank, spearman)
 
 
 def test_accuracy_and_binary_f1_by_hand():
@@ -110,3 +110,13 @@ def test_map_mrr_equals_the_per_query_definition_on_random_rankings():
                 "queries_without_positive": skipped}
     for ids in (groups, [f"query {g}" for g in groups], [("q", int(g)) if g % 2 else int(g) for g in groups]):
         assert map_mrr(ids, labels, scores) == pytest.approx(expected)
+
+
+def test_spearman_by_hand():
+    # ranks equal to the values; d = (0, 1, 1, 0): rho = 1 - 6 * 2 / (4 * 15) = 0.8
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    assert spearman([0.1, 0.5, 0.9], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    # ties share the mean rank: ranks (1.5, 1.5, 3) vs (1, 2, 3) -> 1.5 / sqrt(1.5 * 2)
+    assert list(average_ranks([7, 7, 9])) == [1.5, 1.5, 3.0]
+    assert spearman([7, 7, 9], [1, 2, 3]) == pytest.approx(1.5 / np.sqrt(3.0))
+    assert spearman([5, 5, 5], [1, 2, 3]) == 0.0  # constant scores: no order to compare

@@ -133,7 +133,7 @@ class FinetuneConfig:
     labels: str | None = None
     """Teacher label store of the training data (distillation); none = plain fine-tuning."""
     eval_labels: str | None = None
-    """Label store of the eval data (adds distill_loss and teacher_agreement to evaluations)."""
+    """Label store of the eval data (adds distill_loss, teacher_agreement and teacher_rank_corr to evaluations)."""
     output: str = "student"
     student: StudentConfig = field(default_factory=StudentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -141,10 +141,10 @@ def latest_checkpoint(output: Path) -> Path | None:
 
 
 def evaluate(accelerator, model, eval_set: EvalSet, objective: Objective, batch_size: int) -> dict:
-    """Task metrics (labeled data) and distill_loss / teacher_agreement (teacher logits known)."""
+    """Task metrics (labeled data) and distill_loss / teacher_agreement / teacher_rank_corr (teacher logits known)."""
     from accelerate.utils import gather_object
 
-    from bertdistill.metrics import compute_metrics, softmax
+    from bertdistill.metrics import compute_metrics, positive_label_index, softmax, spearman
 
     inner = accelerator.unwrap_model(model)
     was_training = inner.training
@@ -175,6 +175,11 @@ def evaluate(accelerator, model, eval_set: EvalSet, objective: Objective, batch_
         metrics["distill_loss"] = float(objective.soft_loss(torch.from_numpy(all_logits), teachers))
         target = np.mean([softmax(t) for t in eval_set.teacher_logits], axis=0)
         metrics["teacher_agreement"] = float((mean_logits.argmax(-1) == target.argmax(-1)).mean())
+        if target.shape[-1] == 2:
+            # Argmax agreement is near 1 whenever nearly all pairs are negatives (stage-1 corpora); the rank
+            # correlation of the positive-class scores says whether the student orders pairs as the teachers do.
+            pos = positive_label_index(eval_set.label_names) if eval_set.label_names else 1
+            metrics["teacher_rank_corr"] = spearman(softmax(mean_logits)[:, pos], target[:, pos])
     return metrics
 
 

@@ -11,7 +11,8 @@ import numpy as np
 from bertdistill.errors import UserError
 from bertdistill.io import to_jsonable, write_json
 
-KNOWN_METRICS = ("accuracy", "f1", "f1_macro", "map", "mrr", "distill_loss", "teacher_agreement")
+KNOWN_METRICS = ("accuracy", "f1", "f1_macro", "map", "mrr", "distill_loss", "teacher_agreement",
+                 "teacher_rank_corr")
 
 
 def build_student(student_cfg, label_names: Sequence[str], head_names: Sequence[str], seed: int):
