@@ -79,8 +79,24 @@ def config_label_names(config) -> list[str]:
     return [config.id2label[i] for i in sorted(config.id2label, key=int)]
 
 
-def _generic(names: list[str]) -> bool:
+def generic_label_names(names: list[str]) -> bool:
+    """Names transformers makes up (LABEL_0, LABEL_1, ...): they say nothing about the label order."""
     return all(n == f"LABEL_{i}" for i, n in enumerate(names))
+
+
+def label_permutation(model_names: list[str], data_names: list[str], where: str) -> list[int]:
+    """Logit column of each data label id (the same labels in another order are mapped), or a UserError."""
+    model_names, data_names = list(model_names), list(data_names)
+    generic = generic_label_names(model_names)
+    if model_names == data_names or (generic and len(model_names) == len(data_names)):
+        return list(range(len(data_names)))
+    if sorted(model_names) == sorted(data_names):
+        return [model_names.index(n) for n in data_names]
+    if generic:
+        raise UserError(f"model has {len(model_names)} outputs but the data has {len(data_names)} labels "
+                        f"{data_names}", where, "use a model fine-tuned on this task")
+    raise UserError(f"model labels {model_names} do not match the data's labels {data_names}", where,
+                    "use a model trained on this task, or set the data's label order with --label-names")
 
 
 def check_labels(config, label_names: list[str], where: str) -> list[str]:
@@ -90,12 +106,11 @@ def check_labels(config, label_names: list[str], where: str) -> list[str]:
     names = config_label_names(config)
     if not label_names:
         return names
-    if names == list(label_names):
-        return names
-    if _generic(names) and len(names) == len(label_names):
-        return list(label_names)
-    raise UserError(f"model labels {names} do not match the data's labels {list(label_names)}", where,
-                    "use a model trained on this task, or set the data's label order with --label-names")
+    order = label_permutation(names, label_names, where)
+    if order != sorted(order):  # a head is trained in one label order; training cannot reorder it
+        raise UserError(f"model labels {names} are the data's labels {list(label_names)} in another order", where,
+                        f"set the data's label order with --label-names {','.join(names)}")
+    return list(label_names) if generic_label_names(names) else names
 
 
 def load_classifier(model: str, label_names: list[str] | None = None, trust_remote_code: bool = False,
@@ -113,7 +128,8 @@ def load_classifier(model: str, label_names: list[str] | None = None, trust_remo
                   "label2id": {n: i for i, n in enumerate(names)}}
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars clutter command output  # "newly initialized classifier" is expected for a base encoder
+    # "Loading weights" bars clutter command output; "newly initialized classifier" is expected for a base encoder.
+    hf_logging.disable_progress_bar()
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             model, trust_remote_code=trust_remote_code, **kwargs)

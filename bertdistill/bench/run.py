@@ -22,6 +22,7 @@ import numpy as np
 from bertdistill.bench.timing import Timing, fixed_threads, time_interleaved
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
+from bertdistill.models import label_permutation
 
 SCHEMA_VERSION = 1
 SCHEMA_ID = "bertdistill.bench"
@@ -174,21 +175,6 @@ def check_config(config: BenchConfig) -> list[ModelSpec]:
     return specs
 
 
-def _label_permutation(model_names: list[str], data_names: list[str], spec: ModelSpec) -> list[int]:
-    """Column order that maps a model's logits onto the data's label ids, or a UserError."""
-    where = f"--model {spec.name} ({spec.path})"
-    generic = all(n == f"LABEL_{i}" for i, n in enumerate(model_names))
-    if model_names == data_names or (generic and len(model_names) == len(data_names)):
-        return list(range(len(data_names)))
-    if sorted(model_names) == sorted(data_names):
-        return [model_names.index(n) for n in data_names]  # same labels in another order
-    if generic:
-        raise UserError(f"model has {len(model_names)} outputs but the data has {len(data_names)} labels "
-                        f"{data_names}", where, "bench a model fine-tuned on this task")
-    raise UserError(f"model labels {model_names} do not match the data's labels {data_names}", where,
-                    "bench models trained on this task, or set the data's label names with --label-names")
-
-
 def _count_onnx_params(onnx_file: str) -> int | None:
     try:
         import onnx
@@ -272,7 +258,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
             torch.manual_seed(config.seed)  # a base encoder's fresh head is then the same in every run
             scorer = load_scorer(spec.path, spec.backend, threads=threads,
                                  trust_remote_code=config.trust_remote_code)
-            perms.append(_label_permutation(list(scorer.label_names), label_names, spec))
+            perms.append(label_permutation(list(scorer.label_names), label_names,
+                                           f"--model {spec.name} ({spec.path})"))
             check_max_length(scorer.tokenizer, scorer.config, config.max_length)
             if config.seq_len is not None:
                 check_max_length(scorer.tokenizer, scorer.config, config.seq_len)

@@ -398,20 +398,21 @@ def _alive(pid: int) -> bool:
 
 
 def _load_data(spec: DataSpec, teacher_labels: list[str], rows_dir: str) -> OnDiskTaskData:
-    from bertdistill.models import _generic
+    from bertdistill.models import generic_label_names
 
     # Generic teacher labels (LABEL_0, ...) say nothing about the order, so the data keeps its own.
-    return load_task_data_on_disk(spec, rows_dir, label_names=None if _generic(teacher_labels) else teacher_labels)
+    fixed = None if generic_label_names(teacher_labels) else teacher_labels
+    return load_task_data_on_disk(spec, rows_dir, label_names=fixed)
 
 
 def _store_label_names(teacher_labels: list[str], data: OnDiskTaskData) -> list[str]:
-    from bertdistill.models import _generic
+    from bertdistill.models import generic_label_names
 
     if data.has_labels and len(data.label_names) != len(teacher_labels):
         raise UserError(f"teachers have {len(teacher_labels)} labels {teacher_labels}, the data has "
                         f"{len(data.label_names)} {data.label_names}", data.spec.describe(),
                         "label data of the task the teachers were trained on")
-    if _generic(teacher_labels) and data.label_names:
+    if generic_label_names(teacher_labels) and data.label_names:
         return list(data.label_names)
     return list(teacher_labels)
 
