@@ -4,9 +4,9 @@
 # output is complete, so a recipe can be run in parts and resumed.
 #
 # The task script sets: TASK, OUT, TRAIN (array: training data options), DEV (array: --eval-data FILE
-# sharing the training mapping, --eval-split NAME of a hub data set, or --eval-data-config JSON), EXPORT_DATA (array: parity rows for export), TEST (array: bench data),
-# METRIC (main metric: map or accuracy). Knobs with defaults below: SEEDS, TEACHER_EPOCHS,
-# STUDENT_EPOCHS, MAXLEN, CORPUS_K, ALPHA.
+# sharing the training mapping, --eval-split NAME of a hub data set, or --eval-data-config JSON),
+# EXPORT_DATA (array: parity rows for export), TEST (array: bench data), METRIC (main metric: map or
+# accuracy). Knobs with defaults below: SEEDS, TEACHER_EPOCHS, STUDENT_EPOCHS, MAXLEN, CORPUS_K, ALPHA.
 set -euo pipefail
 SEEDS=${SEEDS:-1 2 3}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-2}
