@@ -6,7 +6,8 @@
 # The task script sets: TASK, OUT, TRAIN (array: training data options), DEV (array: --eval-data FILE
 # sharing the training mapping, --eval-split NAME of a hub data set, or --eval-data-config JSON),
 # EXPORT_DATA (array: parity rows for export), TEST (array: bench data), METRIC (main metric: map or
-# accuracy). Knobs with defaults below: SEEDS, TEACHER_EPOCHS, STUDENT_EPOCHS, MAXLEN, CORPUS_K, ALPHA.
+# accuracy). Knobs with defaults below: SEEDS, TEACHER_EPOCHS, STUDENT_EPOCHS, MAXLEN, CORPUS_K, ALPHA,
+# INT8_MIN_AGREEMENT (export refuses an int8 model whose argmax agrees with fp32 on fewer dev rows).
 set -euo pipefail
 SEEDS=${SEEDS:-1 2 3}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-2}
@@ -14,6 +15,7 @@ STUDENT_EPOCHS=${STUDENT_EPOCHS:-2}
 MAXLEN=${MAXLEN:-64}
 CORPUS_K=${CORPUS_K:-4}
 ALPHA=${ALPHA:-0.7}
+INT8_MIN_AGREEMENT=${INT8_MIN_AGREEMENT:-0.99}
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 FAST=(--max-length "$MAXLEN" --mixed-precision bf16)
 STUDENT=(--student-layers 3)  # first 3 layers of the pre-trained (not fine-tuned) MiniLM
@@ -60,7 +62,7 @@ FIRST=${SEEDS%% *}
 for m in teachers/t1 students/a-finetune-s$FIRST students/e-tmkd-s$FIRST; do
   dest=$OUT/onnx/$(basename "$m")
   step "$dest" "export $m" bertdistill export --model "$OUT/$m" --int8 "${EXPORT_DATA[@]}" \
-    --max-length "$MAXLEN" --output "$dest" || echo "   export of $m refused (report in $dest.failed)"
+    --int8-min-agreement "$INT8_MIN_AGREEMENT" --max-length "$MAXLEN" --output "$dest" || echo "   export of $m refused (report in $dest.failed)"
 done
 
 # Quality of every model on the test set (bf16 inference; same ranking within ~1e-3 of fp32).

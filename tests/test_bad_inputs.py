@@ -375,6 +375,9 @@ CASES: dict[str, Case] = {
     "bench-unknown-backend": Case(lambda k, t: (bench(k, k.train, model=f"{k.teacher}:tensorrt"), None),
                                   ("unknown backend 'tensorrt'",)),
     # export
+    "export-unknown-int8-scales": Case(
+        lambda k, t: (["export", "--model", k.teacher, "--int8", "--int8-scales", "row", "--output", t / "x"], t / "x"),
+        ("--int8-scales 'row'", "channel or tensor")),
     "export-parity-failure": Case(lambda k, t: (export(k, t / "x"), t / "x"), ("parity check failed",),
                                   patch=_break_onnx_export),
     "export-output-exists": Case(lambda k, t: (export(k, existing(t, "x")), t / "x"), ("already exists",)),

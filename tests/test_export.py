@@ -165,14 +165,14 @@ def test_int8_scales_per_channel_by_default_per_tensor_on_request(tiny_bert, tmp
     from bertdistill.cli import app
 
     runner = CliRunner()
-    for flag in ("--int8-per-channel", "--int8-per-tensor"):
-        result = runner.invoke(app, ["export", "--model", str(tiny_bert), "--output", str(tmp_path / flag),
-                                     "--parity-examples", "8", "--int8", flag])
+    for scales in ("channel", "tensor"):
+        result = runner.invoke(app, ["export", "--model", str(tiny_bert), "--output", str(tmp_path / scales),
+                                     "--parity-examples", "8", "--int8", "--int8-scales", scales])
         assert result.exit_code == 0, result.output
-    per_channel = _weight_scale_sizes(tmp_path / "--int8-per-channel" / "model.int8.onnx")
-    per_tensor = _weight_scale_sizes(tmp_path / "--int8-per-tensor" / "model.int8.onnx")
+    per_channel = _weight_scale_sizes(tmp_path / "channel" / "model.int8.onnx")
+    per_tensor = _weight_scale_sizes(tmp_path / "tensor" / "model.int8.onnx")
     assert per_tensor == {1} and max(per_channel) > 1, (per_tensor, per_channel)  # embeddings: per tensor
-    assert json.loads((tmp_path / "--int8-per-tensor" / "export_config.json").read_text())["int8_per_channel"] is False
+    assert json.loads((tmp_path / "tensor" / "export_config.json").read_text())["int8_per_channel"] is False
     assert ExportConfig().int8_per_channel is True
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bertdistill.commands import common as c
+from bertdistill.errors import UserError
 
 NAME = "export"
 HELP = """Export a trained classifier to a self-contained ONNX directory (model.onnx, tokenizer,
@@ -25,9 +26,9 @@ def command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to create (model.onnx, tokenizer, report).")],
     model: c.ModelOpt = None,
     int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (dynamic int8 quantization).")] = False,
-    int8_per_channel: Annotated[bool, typer.Option(
-        "--int8-per-channel/--int8-per-tensor",
-        help="int8 scales per output channel (default; closer to fp32) or one per weight tensor.")] = True,
+    int8_scales: Annotated[str, typer.Option(
+        "--int8-scales",
+        help="channel: one int8 scale per output channel (closer to fp32); tensor: one per weight.")] = "channel",
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="Real examples for the parity check (default: generated inputs).",
         rich_help_panel=c.DATA_PANEL)] = None,
@@ -57,7 +58,9 @@ def command(
         spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b,
                            group_column=group_column, task=task,
                            unlabeled=True)
-    config = ExportConfig(model=model, output=str(output), int8=int8, int8_per_channel=int8_per_channel,
+    if int8_scales not in ("channel", "tensor"):
+        raise UserError(f"unknown --int8-scales {int8_scales!r}", None, "use --int8-scales channel or tensor")
+    config = ExportConfig(model=model, output=str(output), int8=int8, int8_per_channel=int8_scales == "channel",
                           opset=opset, exporter=exporter, data=spec,
                           parity_examples=c.check_positive(parity_examples, "--parity-examples"),
                           max_length=max_length, batch_size=c.check_positive(batch_size, "--batch-size"),

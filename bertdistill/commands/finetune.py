@@ -28,7 +28,8 @@ TRAIN = "Training"
 EvalData = Annotated[Optional[Path], typer.Option("--eval-data", help="Eval file (same column mapping as --data).",
                                                   rich_help_panel=c.DATA_PANEL)]
 EvalSplit = Annotated[Optional[str], typer.Option(
-    "--eval-split", help="Eval on this split of the same hub data set (e.g. validation).", rich_help_panel=c.DATA_PANEL)]
+    "--eval-split", help="Eval on this split of the same hub data set (e.g. validation).",
+    rich_help_panel=c.DATA_PANEL)]
 EvalDataConfig = Annotated[Optional[Path], typer.Option(
     "--eval-data-config", help="JSON data config of the eval data, for an eval file laid out unlike --data.",
     rich_help_panel=c.DATA_PANEL)]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MRPC recipe (GLUE paraphrase pairs; accuracy and F1 on the labeled MSRP test set).
 #   GLUE=../shared/datasets/glue OUT=runs/mrpc bash examples/mrpc/run.sh
-# Hub users: --dataset glue --subset mrpc --split train|validation|test (test has no gold labels there).
+# Hub users: TRAIN=(--dataset glue --subset mrpc --split train), DEV=(--eval-split validation); the hub's
+# test split has no gold labels, so test on validation or the labeled MSRP file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GLUE=${GLUE:-../shared/datasets/glue}
