@@ -3,8 +3,8 @@
 The student is the packaged all-MiniLM-L6-v2 cut to its first 3 layers with a classifier head fitted
 on frozen features of WikiQA train rows (a trained head: with a random head the logits are near-ties
 and int8 agreement would say little). It is exported with ``export_model`` (fp32 + int8, parity on
-real WikiQA test rows) and timed in torch fp32, torch bf16, ORT fp32 and ORT int8 at batch 1 and 32,
-interleaved round by round so load from other processes hits every backend alike.
+real WikiQA test rows) and timed on every registered backend (torch fp32, torch bf16, ORT fp32, ORT
+int8) at batch 1 and 32, interleaved round by round so load from other processes hits every backend alike.
 
 Run: HF_HUB_OFFLINE=1 python benchmarks/bench_onnx.py [--rounds 3] [--threads 2]
 """
@@ -24,7 +24,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 WIKIQA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "wikiqa"
-BACKENDS = ("torch", "bf16", "onnx", "onnx-int8")
 
 
 def make_student(folder: Path, layers: int, train_rows: int, max_length: int) -> Path:
@@ -106,7 +105,7 @@ def main() -> None:
     import torch
 
     from bertdistill.export import ExportConfig, export_model
-    from bertdistill.inference import load_scorer
+    from bertdistill.inference import load_scorer, registered_backends
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_onnx_") as tmp:
@@ -120,11 +119,9 @@ def main() -> None:
         for name, p in report.parity.items():
             print(f"parity {name:5s} on {p['n']} real WikiQA test rows: max_abs_diff={p['max_abs_diff']:.2e} "
                   f"mean_abs_diff={p['mean_abs_diff']:.2e} argmax_agreement={p['argmax_agreement']:.4f}")
-        sizes = {"torch": (student / "model.safetensors").stat().st_size, "bf16": None,
-                 "onnx": report.files["model.onnx"], "onnx-int8": report.files["model.int8.onnx"]}
-
-        scorers = {b: load_scorer(str(student) if b in ("torch", "bf16") else str(Path(tmp) / "onnx"), b,
-                                  threads=args.threads) for b in BACKENDS}
+        scorers = {b.name: load_scorer(str(Path(tmp) / "onnx") if b.reads_onnx else str(student), b.name,
+                                       threads=args.threads) for b in registered_backends()}
+        sizes = {name: scorer.size_on_disk() for name, scorer in scorers.items()}
         tokenizer = scorers["torch"].tokenizer
         settings = {1: timing_batches(tokenizer, args.max_length, 1, 48, seed=1),
                     32: timing_batches(tokenizer, args.max_length, 32, 128, seed=2)}
@@ -150,9 +147,9 @@ def main() -> None:
         for bs in settings:
             base = statistics.median(rates[(bs, "torch")])
             ort_fp32 = statistics.median(rates[(bs, "onnx")])
-            for name in BACKENDS:
+            for name in scorers:
                 r = statistics.median(rates[(bs, name)])
-                size = f"{sizes[name] / 1e6:.1f}" if sizes[name] else "-"
+                size = f"{sizes[name] / 1e6:.1f}"
                 print(f"{bs:>5} {name:>10} {r:>8.1f} {r / base:>8.2f}x {r / ort_fp32:>11.2f}x {size:>8}")
             print(f"      (mean real tokens per row: {mean_len[bs]:.1f})")
 

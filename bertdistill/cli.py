@@ -11,7 +11,7 @@ import sys
 import typer
 
 from bertdistill import __version__
-from bertdistill.commands import bench, corpus, data, export, finetune, label, predict, pretrain
+from bertdistill.commands import bench, corpus, data, export, finetune, label, predict, pretrain, prune
 from bertdistill.errors import UserError
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (data, corpus, label, pretrain, finetune, bench, export, predict):
+for module in (data, corpus, label, pretrain, finetune, prune, bench, export, predict):
     app.command(name=module.NAME, help=module.HELP, no_args_is_help=True)(module.command)
 
 

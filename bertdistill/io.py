@@ -51,6 +51,37 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold ``.<name>.lock`` beside the output while writing it; a second writer gets one line with the holder's pid.
+
+    The lock is an ``flock`` on the file, so it is released when the process ends, however it ends; a
+    lock file left by a killed run does not block the next one.
+    """
+    import fcntl
+
+    path = Path(path)
+    check_writable_parent(path)
+    lock_path = path.resolve().parent / f".{path.name}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UserError(f"another bertdistill run (pid {holder}) is writing this output", str(path),
+                            "wait for it to finish, or choose another output path") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+    finally:
+        os.close(fd)
+
+
 def publish_dir(tmp: Path, path: Path) -> None:
     """Mark the finished directory ``tmp`` complete and rename it to ``path`` (replacing any old one)."""
     mark_complete(tmp)

@@ -14,9 +14,11 @@ from conftest import make_tiny_bert, write_toy_pairs
 from bertdistill.data.sources import DataSpec, load_task_data
 from bertdistill.errors import UserError
 from bertdistill.io import is_complete, read_json
-from bertdistill.teachers.label import LabelConfig, label, parse_teacher_specs, partial_dir
+from bertdistill.teachers.label import LabelConfig, label
 from bertdistill.teachers.layers import parse_hidden_layers, pkd_teacher_layers
+from bertdistill.teachers.layout import partial_dir
 from bertdistill.teachers.store import LabelStore
+from bertdistill.teachers.teacher import parse_teacher_specs
 
 RARE = ("quokka", "zebra", "platypus")
 

@@ -16,7 +16,8 @@ from conftest import make_tiny_bert, write_toy_pairs
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
 from bertdistill.io import is_complete
-from bertdistill.teachers.label import LabelConfig, label, partial_dir
+from bertdistill.teachers.label import LabelConfig, label
+from bertdistill.teachers.layout import partial_dir
 from bertdistill.teachers.store import LabelStore
 
 

@@ -51,3 +51,41 @@ def test_weighted_sum_skips_zero_weights():
     assert float(losses.weighted_sum(terms, {"hard": 0.5, "kd": 2.0, "pkd": 0.0})) == pytest.approx(7.0)
     with pytest.raises(ValueError):
         losses.weighted_sum(terms, {})
+
+
+def test_hidden_mse_counts_only_real_tokens():
+    # token 0: ‖(1,2) − 0‖² = 5, token 1 is padding → 5 / (1 token · width 2)
+    s = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    value = losses.hidden_mse(s, torch.zeros_like(s), torch.tensor([[1, 0]]))
+    assert float(value) == pytest.approx(2.5)
+    assert float(losses.hidden_mse(s, torch.zeros_like(s))) == pytest.approx((1 + 4 + 9 + 16) / 4)
+
+
+def test_attention_mse_over_real_token_pairs():
+    s = torch.tensor([[[[1.0, 0.0], [0.5, 0.5]]]])  # (B=1, heads=1, 2, 2)
+    t = torch.tensor([[[[0.0, 1.0], [0.5, 0.5]]]])
+    assert float(losses.attention_mse(s, t, torch.tensor([[1, 1]]))) == pytest.approx(2 / 4)
+    assert float(losses.attention_mse(s, t, torch.tensor([[1, 0]]))) == pytest.approx(1.0)
+
+
+def test_relation_log_probs_by_hand():
+    # x = y = [[1, 0], [0, 1]], one relation head, d = 2: scores = I/√2
+    x = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    logp = losses.relation_log_probs(x, x, heads=1)
+    a = 1 / math.sqrt(2)
+    assert float(logp[0, 0, 0, 0]) == pytest.approx(a - math.log(math.exp(a) + 1), abs=1e-6)
+    assert float(logp[0, 0, 0, 1]) == pytest.approx(-math.log(math.exp(a) + 1), abs=1e-6)
+    # two relation heads of width 1: head 0 sees (1, 0), so row 0 scores (1, 0)
+    logp2 = losses.relation_log_probs(x, x, heads=2)
+    assert float(logp2[0, 0, 0, 0]) == pytest.approx(1 - math.log(math.e + 1), abs=1e-6)
+    # a padded key gets no probability
+    masked = losses.relation_log_probs(x, x, heads=1, mask=torch.tensor([[1, 0]]))
+    assert float(masked[0, 0, 0, 0].exp()) == pytest.approx(1.0)
+
+
+def test_relation_kl_by_hand():
+    # teacher (1/2, 1/2), student (3/4, 1/4): KL = ½ ln(½/¾) + ½ ln(½/¼) = ½ ln(4/3)
+    t = torch.log(torch.tensor([[[[0.5, 0.5], [0.5, 0.5]]]]))
+    s = torch.log(torch.tensor([[[[0.75, 0.25], [0.5, 0.5]]]]))
+    assert float(losses.relation_kl(s, t, torch.tensor([[1, 0]]))) == pytest.approx(0.5 * math.log(4 / 3), abs=1e-6)
+    assert float(losses.relation_kl(s, t)) == pytest.approx(0.25 * math.log(4 / 3), abs=1e-6)

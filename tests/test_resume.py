@@ -34,7 +34,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     real_batch = loop.TrainSet.batch
 
     def interrupting_batch(self, indices):
-        if self.targets is not None:
+        if self.teachers is not None:  # training batches only, not evaluation batches
             calls["n"] += 1
             if calls["n"] == 8:  # first micro-batch of the 2nd update of epoch 2
                 raise KeyboardInterrupt

@@ -37,7 +37,9 @@ def test_heads_fold_exactly_and_all_get_gradients(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from bertdistill.student.model import StudentModel, load_saved_heads, save_student
-    from bertdistill.training.objective import Objective
+    from bertdistill.training.objective import build_objective
+    from bertdistill.training.config import DistillConfig
+    from bertdistill.training.terms import TeacherInfo
 
     src = make_tiny_bert(tmp_path / "src", layers=2)
     classifier = AutoModelForSequenceClassification.from_pretrained(src)
@@ -48,18 +50,24 @@ def test_heads_fold_exactly_and_all_get_gradients(tmp_path):
               padding=True, return_tensors="pt")
 
     model.train()
-    logits, _ = model(**enc)
-    assert logits.shape == (3, 2, 2)
-    objective = Objective(weights={"hard": 0.5, "kd": 0.5}, temperature=2.0, teacher_mode="heads")
-    batch = {"label": torch.tensor([1, 0]), "teacher_logits": torch.randn(3, 2, 2)}
-    terms = objective(model, logits, None, batch)
-    (0.5 * terms["hard"] + 0.5 * terms["kd"]).backward()
+    features = model(**enc)
+    assert features.logits.shape == (3, 2, 2)
+    teachers = [TeacherInfo(name, 2, 32) for name in ("t1", "t2", "t3")]
+    objective, _ = build_objective(DistillConfig(alpha=0.5, temperature=2.0), teachers, model.config, "heads")
+    assert objective.weights == {"hard": 0.5, "kd": 0.5}  # only the active terms
+    teacher_logits = torch.randn(3, 2, 2)
+    from bertdistill.student.features import Features
+
+    teacher_features = {t.name: Features(logits=teacher_logits[k]) for k, t in enumerate(teachers)}
+    total, terms = objective(features, teacher_features, {"label": torch.tensor([1, 0])})
+    assert set(terms) == {"hard", "kd"}
+    total.backward()
     for head in model.heads():
         assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
     model.eval()
     with torch.no_grad():
-        mean_logits = model(**enc)[0].mean(0)
+        mean_logits = model(**enc).logits.mean(0)
     save_student(model, tok, tmp_path / "out", ["0", "1"])
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").eval()
     with torch.no_grad():

@@ -42,7 +42,7 @@ class ModelSpec:
 def parse_model_spec(text: str) -> ModelSpec:
     """``[NAME=]PATH[:BACKEND]``, e.g. ``student-int8=exports/s:onnx-int8``; the name defaults to the
     directory name (plus the backend when one is given)."""
-    from bertdistill.inference import BACKENDS
+    from bertdistill.inference import backend_names
 
     raw = text.strip()
     if not raw:
@@ -55,11 +55,11 @@ def parse_model_spec(text: str) -> ModelSpec:
             raise UserError(f"empty model name in {text!r}", "--model", "write --model NAME=PATH or just PATH")
     backend = "auto"
     head, sep, tail = raw.rpartition(":")
-    if sep and tail in BACKENDS:
+    if sep and tail in backend_names():
         raw, backend = head, tail
     elif sep and tail and "/" not in tail and not Path(raw).exists():
         raise UserError(f"unknown backend {tail!r} in {text!r}", "--model",
-                        f"use one of: {', '.join(BACKENDS)}")
+                        f"use one of: {', '.join(backend_names())}")
     if not raw:
         raise UserError(f"no path in {text!r}", "--model", "write --model [NAME=]PATH[:BACKEND]")
     if name is None:
@@ -191,18 +191,6 @@ def _sample_batches(num_rows: int, batch_size: int, count: int, rng: np.random.G
     return [rng.choice(num_rows, size=batch_size, replace=replace).tolist() for _ in range(count)]
 
 
-def _encode_batch(scorer, text_a: list[str], text_b: list[str] | None, max_length: int,
-                  seq_len: int | None) -> dict[str, np.ndarray]:
-    from bertdistill.data.tokenize import MODEL_INPUTS
-    from bertdistill.inference import tokenize_batch
-
-    if seq_len is None:
-        return tokenize_batch(scorer.tokenizer, text_a, text_b, max_length)
-    enc = scorer.tokenizer(text_a, text_b, truncation=True, max_length=seq_len, padding="max_length",
-                           return_token_type_ids=True, return_tensors="np")
-    return {k: np.asarray(enc[k], dtype=np.int64) for k in MODEL_INPUTS if k in enc}
-
-
 def machine_info(threads: int) -> dict[str, Any]:
     import onnxruntime
     import torch
@@ -236,7 +224,7 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
 
     from bertdistill.data.sources import load_task_data
     from bertdistill.data.tokenize import check_max_length
-    from bertdistill.inference import load_scorer, predict_logits
+    from bertdistill.inference import load_scorer, predict_logits, tokenize_batch
     from bertdistill.metrics import compute_metrics, main_metric
     from bertdistill.ui import progress
 
@@ -282,9 +270,9 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                 rows = _sample_batches(data.num_rows, b, config.repeats, rng)
                 inputs = []
                 for scorer in scorers:
-                    batches = [_encode_batch(scorer, [text_a[i] for i in idx],
-                                             [text_b[i] for i in idx] if text_b is not None else None,
-                                             config.max_length, config.seq_len) for idx in rows]
+                    batches = [tokenize_batch(scorer.tokenizer, [text_a[i] for i in idx],
+                                              [text_b[i] for i in idx] if text_b is not None else None,
+                                              config.max_length, pad_to=config.seq_len) for idx in rows]
                     inputs.append(batches)
                 padded[b] = [float(np.mean([x["input_ids"].shape[1] for x in batches])) for batches in inputs]
                 runners = [(spec.name, (lambda i, s=scorer, xs=batches: s.logits(xs[i])))

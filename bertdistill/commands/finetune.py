@@ -10,8 +10,10 @@ import typer
 from bertdistill.commands import common as c
 
 NAME = "finetune"
-HELP = """Fine-tune a sequence classifier, or distill a student from teachers' stored outputs
-(KD, multi-teacher TMKD heads or averaged targets, PKD on intermediate [CLS] states).
+HELP = """Fine-tune a sequence classifier, or distill a student from teachers: their stored outputs
+(--labels) or the teacher models run in the loop (--teacher). Loss terms: KD (multi-teacher TMKD heads
+or averaged targets), PKD on intermediate [CLS] states, and with --term the TinyBERT hidden-state and
+attention-map terms and the MiniLM attention and value relations.
 
 Examples:
   bertdistill finetune --data ../shared/datasets/glue/RTE/train.tsv \\
@@ -19,6 +21,8 @@ Examples:
   bertdistill finetune --data ../shared/datasets/wikiqa/WikiQA-train.txt --columns query,passage,label \\
       --task ranking --eval-data ../shared/datasets/wikiqa/WikiQA-dev.txt --labels runs/labels-train \\
       --student-layers 3 --pkd skip --alpha 0.7 --temperature 2 --output runs/student
+  bertdistill finetune --data ../shared/datasets/glue/RTE/train.tsv --teacher t1=runs/rte-teacher \
+      --student-layers 3 --term minilm_attention=1 --term minilm_value=1 --output runs/rte-student
 """
 
 STUDENT = "Student"
@@ -61,6 +65,19 @@ PkdBeta = Annotated[float, typer.Option("--pkd-beta", help="Weight β of the PKD
 PkdProjection = Annotated[bool, typer.Option(
     "--pkd-projection/--no-pkd-projection", help="Learn a projection when student and teacher widths differ.",
     rich_help_panel=DISTILL)]
+TeacherModels = Annotated[Optional[list[str]], typer.Option(
+    "--teacher", help="Teacher model run in the loop (online), NAME=DIR or DIR; repeat for several. "
+                      "Instead of --labels; needed by the hidden_mse, attention_mse and minilm_* terms.",
+    rich_help_panel=DISTILL)]
+Terms = Annotated[Optional[list[str]], typer.Option(
+    "--term", help="Further loss term NAME=WEIGHT, repeatable: hidden_mse, attention_mse (TinyBERT), "
+                   "minilm_attention, minilm_value (MiniLM; online teachers).", rich_help_panel=DISTILL)]
+MatchLayers = Annotated[str, typer.Option(
+    "--match-layers", help="Layer map of hidden_mse/attention_mse: skip, last or teacher layers i,j,k.",
+    rich_help_panel=DISTILL)]
+RelationHeads = Annotated[Optional[int], typer.Option(
+    "--relation-heads", help="Relation heads of the MiniLM terms (default: the student's attention heads).",
+    rich_help_panel=DISTILL)]
 Epochs = Annotated[float, typer.Option("--epochs", help="Passes over the training data.", rich_help_panel=TRAIN)]
 MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer updates (overrides --epochs).",
                                                 rich_help_panel=TRAIN)]
@@ -99,12 +116,28 @@ def floats(text: str | None, option: str) -> list[float] | None:
         raise UserError(f"{text!r} is not a list of numbers", option, "write e.g. 1,1,2") from None
 
 
+def term_weights(specs: list[str] | None) -> dict[str, float] | None:
+    """``NAME=WEIGHT`` items → {name: weight}."""
+    from bertdistill.errors import UserError
+
+    if not specs:
+        return None
+    out = {}
+    for spec in specs:
+        name, sep, weight = spec.partition("=")
+        try:
+            out[name.strip()] = float(weight) if sep else 1.0
+        except ValueError:
+            raise UserError(f"--term {spec!r} is not NAME=WEIGHT", "--term", "write e.g. --term hidden_mse=1") from None
+    return out
+
+
 def student_config(student_from, model, student_layers, layer_map, student_config_path,
                    trust_remote_code: bool = False):
     from bertdistill.config import config_from_dict
     from bertdistill.errors import UserError
     from bertdistill.io import read_json
-    from bertdistill.training.config import StudentConfig
+    from bertdistill.student.config import StudentConfig
 
     if student_from and model:
         raise UserError("--model and --student-from both given", None,
@@ -145,7 +178,8 @@ def command(
     alpha: Annotated[float, typer.Option("--alpha", help="Weight α of the teachers' soft loss; gold labels get 1−α.",
                                          rich_help_panel=DISTILL)] = 0.5,
     temperature: Temperature = 2.0, kd_loss: KdLoss = "kl", pkd: Pkd = "none", pkd_beta: PkdBeta = 10.0,
-    pkd_projection: PkdProjection = True,
+    pkd_projection: PkdProjection = True, teacher: TeacherModels = None, term: Terms = None,
+    match_layers: MatchLayers = "skip", relation_heads: RelationHeads = None,
     epochs: Epochs = 3.0, max_steps: MaxSteps = None, batch_size: c.BatchSize = 32, grad_accum: GradAccum = 1,
     lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = "no", eval_every: EvalEvery = None, save_every: SaveEvery = 500,
@@ -160,7 +194,7 @@ def command(
     eval_spec = c.eval_data_spec(spec, eval_data, eval_split, eval_data_config, eval_limit)
     config = FinetuneConfig(
         train_data=spec, eval_data=eval_spec, labels=str(labels) if labels else None,
-        eval_labels=str(eval_labels) if eval_labels else None, output=str(output),
+        eval_labels=str(eval_labels) if eval_labels else None, teacher_models=teacher or None, output=str(output),
         student=student_config(student_from, model, student_layers, layer_map, student_config_path,
                                trust_remote_code),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
@@ -170,6 +204,7 @@ def command(
         distill=DistillConfig(alpha=alpha, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
-                              pkd_projection=pkd_projection),
+                              pkd_projection=pkd_projection, terms=term_weights(term), match_layers=match_layers,
+                              relation_heads=relation_heads),
         overwrite=overwrite, resume=resume)
     finetune(config)

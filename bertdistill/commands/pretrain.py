@@ -12,7 +12,8 @@ from bertdistill.commands import finetune as f
 
 NAME = "pretrain-student"
 HELP = """Stage 1 of TMKD: train a student to imitate the teachers on unlabeled question-passage
-pairs labeled by `bertdistill label` (soft losses only: KD per teacher head or averaged, optional PKD).
+pairs labeled by `bertdistill label` (--labels) or with the teachers run in the loop (--teacher); soft
+losses only: KD per teacher head or averaged, optional PKD and the --term losses.
 The output is a Hugging Face model that `finetune --student-from` takes for stage 2.
 
 Example (after bertdistill corpus and bertdistill label, see the README):
@@ -38,7 +39,8 @@ def command(
     student_config_path: f.StudentConfigOpt = None,
     teacher_mode: f.TeacherMode = None, teacher_weights: f.TeacherWeights = None, teachers: f.Teachers = None,
     temperature: f.Temperature = 2.0, kd_loss: f.KdLoss = "kl", pkd: f.Pkd = "none", pkd_beta: f.PkdBeta = 10.0,
-    pkd_projection: f.PkdProjection = True,
+    pkd_projection: f.PkdProjection = True, teacher: f.TeacherModels = None, term: f.Terms = None,
+    match_layers: f.MatchLayers = "skip", relation_heads: f.RelationHeads = None,
     epochs: f.Epochs = 1.0, max_steps: f.MaxSteps = None,
     time_budget: Annotated[Optional[float], typer.Option(
         "--time-budget", help="Stop after this many seconds of training (resumable with a larger budget).",
@@ -55,7 +57,7 @@ def command(
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, None, None, task,
                        None, True, limit)
     config = PretrainConfig(
-        train_data=spec, labels=str(labels) if labels else "",
+        train_data=spec, labels=str(labels) if labels else "", teacher_models=teacher or None,
         eval_data=c.eval_data_spec(spec, eval_data, eval_split, eval_data_config),
         eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction, output=str(output),
         student=f.student_config(student_from, None, student_layers, layer_map, student_config_path,
@@ -68,6 +70,7 @@ def command(
         distill=DistillConfig(alpha=1.0, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=f.floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
-                              pkd_projection=pkd_projection, use_hard_labels=False),
+                              pkd_projection=pkd_projection, use_hard_labels=False, terms=f.term_weights(term),
+                              match_layers=match_layers, relation_heads=relation_heads),
         overwrite=overwrite, resume=resume)
     pretrain_student(config)

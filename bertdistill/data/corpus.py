@@ -9,6 +9,9 @@ pairs). New pairs never repeat an original pair or each other; the draw is repro
 Output: a JSON-lines file of unlabeled pairs ``{"query", "passage", "group", "origin"}`` (origin:
 original, within_group or cross_query), written atomically, and a sidecar ``<output>.meta.json`` with
 the sources, their fingerprints, the config and the counts. Label it with ``bertdistill label``.
+
+With ``mine="bm25"`` the new pairs are BM25-retrieved instead (``bertdistill.data.mining``): more
+query and passage sources, exclusion of evaluation texts, ``score``/``rank`` columns and origin bm25.
 """
 
 from __future__ import annotations
@@ -37,6 +40,19 @@ class CorpusConfig:
     """Also pair each query text with its group's candidates it lacks (groups with several texts)."""
     seed: int = 0
     overwrite: bool = False
+    mine: str = "none"
+    """none: random cross-query pairs (the fields above); bm25: mined pairs (the fields below)."""
+    queries: list[str] = field(default_factory=list)
+    """More query sources, ``FILE[:COLUMN[,COLUMN]]`` (bm25 only; see ``bertdistill.data.texts``)."""
+    passages: list[str] = field(default_factory=list)
+    """More pool passages, ``FILE[:COLUMN[,COLUMN]]`` (bm25 only)."""
+    exclude: list[str] = field(default_factory=list)
+    """Evaluation/test files, ``FILE[:COLUMN[,COLUMN]]``: none of their texts enters the corpus (bm25 only)."""
+    top_k: int = 20
+    """New pairs per query (bm25 only): BM25's best passages, with ``random_ratio`` of them random."""
+    random_ratio: float = 0.0
+    """Share of the new pairs drawn at random from other queries' passages (bm25 only), 0..1."""
+    show_progress: bool = True
 
 
 @dataclass
@@ -54,8 +70,24 @@ class CorpusReport:
     """Queries that got fewer than negatives_per_query new passages (too few other passages)."""
     originals_written: int
     total_pairs: int
+    mine: str = "none"
+    new_bm25: int = 0
+    origins: dict[str, int] = field(default_factory=dict)
+    """Rows written per origin."""
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Distinct normalized texts of the exclude files, and the queries, passages and original pairs removed."""
+    duplicates: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
 
     def summary(self) -> str:
+        if self.mine != "none":
+            ex = self.excluded
+            parts = ", ".join(f"{n:,} {origin}" for origin, n in self.origins.items() if n)
+            return (f"corpus ({self.mine}): {self.total_pairs:,} pairs ({parts}) for {self.queries:,} queries over "
+                    f"a pool of {self.passages:,} passages in {self.seconds:.1f}s; excluded "
+                    f"{ex.get('queries', 0):,} queries, {ex.get('passages', 0):,} passages and {ex.get('pairs', 0):,} "
+                    f"original pairs matching {ex.get('texts', 0):,} texts of --exclude files; "
+                    f"{self.queries_short:,} queries got fewer than top-k new pairs")
         kept = self.originals_written
         factor = self.total_pairs / max(self.original_pairs, 1)
         return (f"corpus: {self.original_pairs} original pairs ({self.queries} queries, {self.passages} passages) "
@@ -70,6 +102,15 @@ def sidecar_path(output: str | Path) -> Path:
 
 def build_corpus(config: CorpusConfig) -> CorpusReport:
     """Read the sources, add new pairs, write the corpus file and its sidecar; return the counts."""
+    if config.mine != "none":
+        from bertdistill.data.mining import mine_corpus
+
+        return mine_corpus(config)
+    mining_only = [opt for opt, used in (("--queries", config.queries), ("--passages", config.passages),
+                                         ("--exclude", config.exclude)) if used]
+    if mining_only:
+        raise UserError(f"{mining_only[0]} needs --mine bm25", None,
+                        "add --mine bm25 (with --random-ratio 1 for random pairs only)")
     if not config.sources:
         raise UserError("no data given", None, "pass --data FILE (repeat it for several files)")
     if config.negatives_per_query < 0:
@@ -137,7 +178,7 @@ def build_corpus(config: CorpusConfig) -> CorpusReport:
         # Excluded: the query's group's own candidates and anything already paired with this query.
         excluded = {pool_index[p] for p in group_passages[g]}
         available = len(pool) - len(excluded)
-        chosen = _draw(rng, len(pool), excluded, min(k_new, available), lambda i: (q, pool[i]) in taken)
+        chosen = draw_distinct(rng, len(pool), excluded, min(k_new, available), lambda i: (q, pool[i]) in taken)
         if len(chosen) < k_new:
             short += 1
         for i in chosen:
@@ -165,7 +206,7 @@ def _unlabeled(spec: DataSpec) -> DataSpec:
     return replace(spec, unlabeled=True)
 
 
-def _draw(rng: np.random.Generator, pool_size: int, excluded: set[int], k: int, is_taken) -> list[int]:
+def draw_distinct(rng: np.random.Generator, pool_size: int, excluded: set[int], k: int, is_taken) -> list[int]:
     """Up to ``k`` distinct pool indices outside ``excluded`` and not taken, reproducible from ``rng``."""
     if k <= 0:
         return []

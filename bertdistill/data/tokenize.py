@@ -62,16 +62,6 @@ def pad_batch(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, to
     return out
 
 
-class PadCollator:
-    """Collate function for DataLoader: dynamic padding to the longest example in the batch."""
-
-    def __init__(self, pad_token_id: int):
-        self.pad_token_id = pad_token_id
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return pad_batch(features, self.pad_token_id)
-
-
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
                            mega_factor: int = 50) -> list[list[int]]:
     """Shuffled batches of similar-length examples (less padding), reproducible from ``seed``.

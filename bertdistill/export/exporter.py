@@ -5,33 +5,31 @@ The directory follows the convention ``bertdistill.inference`` loads: ``model.on
 ``batch`` and ``sequence`` axes), output ``logits``, tokenizer files, ``config.json`` (id2label),
 ``export_report.json`` and ``export_config.json``. Everything is built in a temporary directory and
 renamed into place only when parity passes.
+
+This module orchestrates; the steps are ``export.onnx_fp32`` (the graph), ``export.onnx_int8``
+(quantization) and ``export.parity`` (inputs and the comparison).
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import logging
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
+from bertdistill.export.onnx_fp32 import EXPORTERS, MIN_OPSET, export_fp32
+from bertdistill.export.onnx_int8 import quantize_int8
 from bertdistill.export.parity import (ParityResult, compare_logits, generated_batches, real_batches,
                                        run_batches)
 from bertdistill.inference import ONNX_FP32, ONNX_INT8, load_scorer
+from bertdistill.inference.onnx_dir import EXPORT_REPORT as REPORT_FILE
 from bertdistill.io import atomic_dir, check_output_dir, write_json
 
-EXPORTERS = ("legacy", "dynamo")
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-REPORT_FILE = "export_report.json"
 CONFIG_FILE = "export_config.json"
-MIN_OPSET = 17
 
 
 @dataclass
@@ -93,32 +91,6 @@ class ExportReport:
     untrained_head: bool = False
 
 
-class _LogitsOnly:
-    """Factory for the wrapper module so ``torch`` is imported only when exporting."""
-
-    @staticmethod
-    def wrap(model):
-        import torch
-
-        accepts_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
-
-        class LogitsOnly(torch.nn.Module):
-            """Fixed input names/order and a single ``logits`` output for the ONNX graph."""
-
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-                if accepts_token_types:
-                    kwargs["token_type_ids"] = token_type_ids
-                return self.inner(**kwargs).logits
-
-        # Export can leave the wrapper in training mode (dropout in the graph): eval explicitly.
-        return LogitsOnly(model).eval()
-
-
 def _check_config(config: ExportConfig) -> None:
     import onnx
 
@@ -140,87 +112,9 @@ def _check_config(config: ExportConfig) -> None:
                         "use a value between 0 and 1, e.g. 0.99")
 
 
-def _dummy_inputs(vocab_size: int, seed: int):
-    """Two rows of different real length (padding), two segments, so tracing sees the general case."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(low=min(5, vocab_size - 1), high=vocab_size, size=(2, 16), generator=gen)
-    mask = torch.ones_like(ids)
-    mask[1, 11:] = 0
-    types = torch.zeros_like(ids)
-    types[:, 8:] = 1
-    return ids, mask, types
-
-
 def _export_onnx(model, file: Path, config: ExportConfig) -> None:
-    import torch
-
-    wrapper = _LogitsOnly.wrap(model)
-    args = _dummy_inputs(model.config.vocab_size, config.seed)
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    axes["logits"] = {0: "batch"}
-    kwargs: dict[str, Any] = {"input_names": list(INPUT_NAMES), "output_names": ["logits"],
-                              "dynamic_axes": axes, "opset_version": config.opset}
-    if config.exporter == "legacy":
-        kwargs.update(dynamo=False, do_constant_folding=True)
-    else:
-        try:
-            import onnxscript  # noqa: F401
-        except ImportError:
-            raise UserError("the dynamo exporter needs the onnxscript package", None,
-                            "pip install onnxscript, or use --exporter legacy") from None
-        kwargs.update(dynamo=True, external_data=False, verbose=False)
-    try:
-        with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout(config.exporter == "dynamo"):
-            warnings.simplefilter("ignore")  # tracer warnings about Python control flow are expected
-            torch.onnx.export(wrapper, args, str(file), **kwargs)
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"ONNX export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                        config.model, "try the other --exporter, or another --opset") from None
-    wrapper.eval()
-    import onnx
-
-    onnx.checker.check_model(str(file))
-
-
-@contextlib.contextmanager
-def _quiet_stdout(enabled: bool):
-    """The dynamo exporter prints progress lines to stdout; keep the command's output readable."""
-    if not enabled:
-        yield
-        return
-    import io
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
-
-def _quantize(fp32: Path, int8: Path, exporter: str, work: Path, per_channel: bool) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    source = fp32
-    if exporter == "dynamo":
-        # quantize_dynamic fails on the dynamo exporter's shape annotations until they are cleared.
-        proto = onnx.load(str(fp32))
-        del proto.graph.value_info[:]
-        source = work / "model.novalueinfo.onnx"
-        onnx.save(proto, str(source))
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # "consider pre-processing" advice is noise for transformer encoders
-    try:
-        quantize_dynamic(str(source), str(int8), weight_type=QuantType.QInt8, per_channel=per_channel)
-    except Exception as exc:
-        raise UserError(f"int8 quantization failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                        str(fp32), "export without --int8, or try --exporter legacy") from None
-    finally:
-        root.setLevel(level)
-        if source != fp32:
-            source.unlink(missing_ok=True)
+    """The fp32 step with this export's settings (tests swap it for a deliberately wrong graph)."""
+    export_fp32(model, file, config.exporter, config.opset, config.seed, where=config.model)
 
 
 def _versions() -> dict[str, str]:
@@ -284,7 +178,7 @@ def export_model(config: ExportConfig) -> ExportReport:
         fp32 = run_batches(load_scorer(str(tmp), "onnx", threads=config.threads), batches)
         parity["fp32"] = compare_logits(reference, fp32).check_fp32(config.fp32_max_abs_diff)
         if config.int8:
-            _quantize(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp, config.int8_per_channel)
+            quantize_int8(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp, config.int8_per_channel)
             int8 = run_batches(load_scorer(str(tmp), "onnx-int8", threads=config.threads), batches)
             result: ParityResult = compare_logits(reference, int8)
             parity["int8"] = result.check_int8(config.int8_min_agreement, real_data=parity_data is not None)

@@ -8,10 +8,8 @@ from typing import Any
 import numpy as np
 
 from bertdistill.data.sources import DataSpec, load_task_data
-from bertdistill.data.tokenize import encode_texts, pad_batch, sorted_batches
 from bertdistill.errors import UserError
-
-Batch = dict[str, np.ndarray]
+from bertdistill.inference.batches import Batch, EncodedRows, encode_rows
 
 
 @dataclass
@@ -69,19 +67,14 @@ def real_batches(tokenizer, spec: DataSpec, n: int, max_length: int, batch_size:
     data = load_task_data(replace(spec, unlabeled=True))
     rng = np.random.default_rng(seed)
     take = min(n, data.num_rows)
-    rows = np.sort(rng.choice(data.num_rows, size=take, replace=False)).tolist()
-    sample = data.subset(rows)
+    picked = np.sort(rng.choice(data.num_rows, size=take, replace=False)).tolist()
+    sample = data.subset(picked)
     text_b = sample.column("text_b") if sample.has_text_b else None
-    enc = encode_texts(tokenizer, sample.column("text_a"), text_b, max_length)
-    lengths = [len(ids) for ids in enc["input_ids"]]
-    pad = tokenizer.pad_token_id or 0
-    batches = []
-    for idx in sorted_batches(lengths, batch_size):
-        features = [{k: enc[k][i] for k in enc} for i in idx]
-        batches.append({k: v.numpy() for k, v in pad_batch(features, pad).items()})
+    rows = encode_rows(tokenizer, sample.column("text_a"), text_b, max_length)
+    batches = [batch for _, batch in rows.sorted_batches(batch_size, tokenizer.pad_token_id or 0)]
     info = {"source": data.spec.describe(), "rows_in_data": data.num_rows, "rows_used": take, "seed": seed,
             "content_sha256": sample.fingerprint()["content_sha256"],
-            "max_tokens": max(lengths), "mean_tokens": float(np.mean(lengths))}
+            "max_tokens": int(rows.lengths.max()), "mean_tokens": float(np.mean(rows.lengths))}
     return batches, info
 
 
@@ -98,25 +91,14 @@ def generated_batches(tokenizer, vocab_size: int, n: int, max_length: int, batch
     pad = tokenizer.pad_token_id or 0
     lengths = rng.integers(4, max_length + 1, size=n)
     lengths[0] = max_length  # the longest case is always exercised
-    rows = []
+    tokens: dict[str, list[np.ndarray]] = {"input_ids": [], "attention_mask": [], "token_type_ids": []}
     for length in lengths:
         body = length - 3
         a = int(rng.integers(1, body)) if body > 1 else 1
-        tokens = rng.choice(ordinary, size=body)
-        ids = [cls, *tokens[:a], sep, *tokens[a:], sep]
-        ids = [t for t in ids if t is not None]
-        types = [0] * (a + 2) + [1] * (len(ids) - a - 2)
-        rows.append((ids, types))
-    batches = []
-    for start in range(0, n, batch_size):
-        chunk = rows[start:start + batch_size]
-        longest = max(len(ids) for ids, _ in chunk)
-        ids = np.full((len(chunk), longest), pad, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for r, (row_ids, row_types) in enumerate(chunk):
-            ids[r, :len(row_ids)] = row_ids
-            mask[r, :len(row_ids)] = 1
-            types[r, :len(row_types)] = row_types
-        batches.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
-    return batches
+        body_tokens = rng.choice(ordinary, size=body)
+        ids = [t for t in (cls, *body_tokens[:a], sep, *body_tokens[a:], sep) if t is not None]
+        tokens["input_ids"].append(np.asarray(ids))
+        tokens["attention_mask"].append(np.ones(len(ids), dtype=np.int64))
+        tokens["token_type_ids"].append(np.asarray([0] * (a + 2) + [1] * (len(ids) - a - 2)))
+    rows = EncodedRows(tokens, np.asarray([len(ids) for ids in tokens["input_ids"]]))
+    return [rows.padded(range(start, min(start + batch_size, n)), pad) for start in range(0, n, batch_size)]

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from bertdistill.errors import UserError
-from bertdistill.training.config import LAYER_MAPS, StudentConfig
+from bertdistill.student.config import LAYER_MAPS, StudentConfig
 
 _LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)\.(.*)$")
 

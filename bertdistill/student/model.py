@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bertdistill.errors import UserError
+from bertdistill.student.features import NOTHING, FeatureRequest, Features, forward_features
 
 HEADS_FILE = "teacher_heads.safetensors"
 HEADS_META = "teacher_heads.json"
@@ -37,7 +38,7 @@ def output_linear(model: nn.Module) -> nn.Linear:
 
 
 class StudentModel(nn.Module):
-    """``classifier`` (a HF sequence classifier) plus extra heads and optional PKD projections."""
+    """``classifier`` (a HF sequence classifier) plus one extra head per further teacher."""
 
     def __init__(self, classifier: nn.Module, head_names: Sequence[str] = ("classifier",)):
         super().__init__()
@@ -48,7 +49,6 @@ class StudentModel(nn.Module):
         for _ in self.head_names[1:]:
             head = copy.deepcopy(linear)
             self.extra_heads.append(head)
-        self.projections = nn.ModuleDict()
         self._features: torch.Tensor | None = None
         linear.register_forward_hook(self._capture)
 
@@ -75,27 +75,19 @@ class StudentModel(nn.Module):
                 head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * std)
                 head.bias.zero_()
 
-    def add_projection(self, key: str, teacher_width: int) -> None:
-        width = self.config.hidden_size
-        if key not in self.projections:
-            self.projections[key] = nn.Linear(width, teacher_width)
-
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
-                hidden_layers: Sequence[int] | None = None):
-        """(logits of every head, shaped (heads, B, C); [CLS] states (B, len(layers), H) or None)."""
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+                request: FeatureRequest = NOTHING) -> Features:
+        """Features with the logits of every head, shaped (heads, B, C), and the states ``request`` names."""
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        out = self.classifier(**kwargs, output_hidden_states=bool(hidden_layers), return_dict=True)
+            inputs["token_type_ids"] = token_type_ids
+        out, features = forward_features(self.classifier, inputs, request)
         logits = [out.logits]
         if self.extra_heads:
-            features = self._features
-            logits += [head(features).to(out.logits.dtype) for head in self.extra_heads]
+            logits += [head(self._features).to(out.logits.dtype) for head in self.extra_heads]
         self._features = None
-        cls = None
-        if hidden_layers:
-            cls = torch.stack([out.hidden_states[i][:, 0] for i in hidden_layers], dim=1)
-        return torch.stack(logits), cls
+        features.logits = torch.stack(logits)
+        return features
 
     # -- saving ------------------------------------------------------------------------------
     def folded_classifier(self) -> nn.Module:

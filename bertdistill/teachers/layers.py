@@ -14,7 +14,6 @@ from __future__ import annotations
 from bertdistill.errors import UserError
 
 PKD_STRATEGIES = ("skip", "last")
-LAYER_CHOICES = ("none", "skip", "last", "all")
 
 
 def pkd_teacher_layers(teacher_layers: int, student_layers: int, strategy: str) -> list[int]:

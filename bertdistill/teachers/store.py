@@ -1,91 +1,20 @@
-"""Label stores: teacher outputs computed once by ``bertdistill label`` and read by every student.
+"""Reading label stores: teacher outputs computed once by ``bertdistill label`` and read by every student.
 
-Layout of a store directory::
-
-    meta.json            format, version, num_rows, label_names, max_length, data fingerprint,
-                         teachers [{name, path, weights_sha256, tokenizer, num_layers, hidden_size,
-                         stored_layers, metrics}], shards [{name, start, rows}], config
-    shards/shard-00000/  a ``datasets`` Arrow directory (save_to_disk): columns
-                         row (int64), logits_<t> (float32[C]) and, when layers are stored,
-                         cls_<t> (float16[len(stored_layers), hidden_size]) for teacher index t
-    .complete            completion marker; a store without it is unfinished
-
-Layers are numbered like ``hidden_states``: 1..num_layers (0 would be the embeddings).
+The layout is described in ``bertdistill.teachers.layout``; stores are written by ``bertdistill.teachers.writer``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import datasets
 import numpy as np
 
 from bertdistill.errors import UserError
 from bertdistill.io import is_complete, read_json
-
-STORE_FORMAT = "bertdistill-label-store"
-STORE_VERSION = 1
-META_FILE = "meta.json"
-SHARDS_DIR = "shards"
-
-
-def shard_features(num_labels: int, hidden_shapes: Sequence[tuple[int, int] | None]) -> datasets.Features:
-    """Arrow schema of a shard: row, logits_<t> and optional cls_<t> per teacher."""
-    feats: dict[str, Any] = {"row": datasets.Value("int64")}
-    for t, shape in enumerate(hidden_shapes):
-        feats[f"logits_{t}"] = datasets.Sequence(datasets.Value("float32"), length=num_labels)
-        if shape is not None:
-            feats[f"cls_{t}"] = datasets.Array2D(shape=tuple(shape), dtype="float16")
-    return datasets.Features(feats)
-
-
-def shard_dataset(rows: np.ndarray, logits: Sequence[np.ndarray], hidden: Sequence[np.ndarray | None]) -> datasets.Dataset:
-    """One shard as a Dataset: ``logits[t]`` is (n, C) and ``hidden[t]`` is (n, L, H) or None.
-
-    Arrow arrays are built straight from the numpy buffers: going through Python lists (as
-    ``Dataset.from_dict`` does for Array2D) costs ~10 objects per float and hundreds of MB per shard.
-    """
-    import pyarrow as pa
-
-    num_labels = logits[0].shape[1]
-    shapes = [None if h is None else (h.shape[1], h.shape[2]) for h in hidden]
-    features = shard_features(num_labels, shapes)
-    n = len(rows)
-    columns: dict[str, Any] = {"row": pa.array(np.asarray(rows, dtype=np.int64))}
-    for t, (lg, hd) in enumerate(zip(logits, hidden)):
-        flat = pa.array(np.ascontiguousarray(lg, dtype=np.float32).reshape(-1))
-        columns[f"logits_{t}"] = pa.FixedSizeListArray.from_arrays(flat, num_labels)
-        if hd is not None:
-            layers, width = hd.shape[1], hd.shape[2]
-            values = pa.array(np.ascontiguousarray(hd, dtype=np.float16).reshape(-1))
-            inner = pa.ListArray.from_arrays(np.arange(0, n * layers * width + 1, width, dtype=np.int32), values)
-            outer = pa.ListArray.from_arrays(np.arange(0, n * layers + 1, layers, dtype=np.int32), inner)
-            ext = features[f"cls_{t}"]()  # the Array2D extension type
-            columns[f"cls_{t}"] = pa.ExtensionArray.from_storage(ext, outer.cast(ext.storage_type))
-    table = pa.table(columns).cast(features.arrow_schema)
-    return datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
-
-
-def write_label_store(path: str | Path, meta: dict, logits: Sequence[np.ndarray],
-                      hidden: Sequence[np.ndarray | None], overwrite: bool = False,
-                      shard_rows: int = 50_000) -> Path:
-    """Write a whole store at once (atomic). ``meta`` needs label_names, teachers, data, max_length."""
-    from bertdistill.io import atomic_dir, write_json
-
-    n = logits[0].shape[0]
-    with atomic_dir(path, overwrite=overwrite) as tmp:
-        shards = []
-        for start in range(0, n, shard_rows):
-            end = min(start + shard_rows, n)
-            name = f"shard-{len(shards):05d}"
-            shard_dataset(np.arange(start, end), [lg[start:end] for lg in logits],
-                          [None if h is None else h[start:end] for h in hidden]).save_to_disk(
-                str(tmp / SHARDS_DIR / name))
-            shards.append({"name": name, "start": start, "rows": end - start})
-        full = {"format": STORE_FORMAT, "version": STORE_VERSION, "num_rows": n, **meta, "shards": shards}
-        write_json(tmp / META_FILE, full)
-    return Path(path)
+from bertdistill.teachers.layout import META_FILE, SHARDS_DIR, STORE_FORMAT, STORE_VERSION
+from bertdistill.teachers.writer import write_label_store  # noqa: F401  (importable from here, as before)
 
 
 class LabelStore:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
+from bertdistill.student.config import StudentConfig  # noqa: F401  (part of the run configs)
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TEACHER_MODES = ("heads", "avg")
 KD_LOSSES = ("kl", "mse")
-LAYER_MAPS = ("first", "skip")
+
+
+def _finite(value, low: float | None = None, high: float | None = None, low_open: bool = False) -> bool:
+    """True for a finite number within [low, high] ((low, high] with ``low_open``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    if low is not None and (value <= low if low_open else value < low):
+        return False
+    return high is None or value <= high
 
 
 @dataclass
@@ -55,14 +65,21 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"{name} must be at least 1", f"--{name.replace('_', '-')}", "use 1 or more")
-        if self.max_steps is None and self.epochs <= 0:
-            raise UserError("epochs must be positive", "--epochs", "use e.g. --epochs 3, or give --max-steps")
-        if self.lr <= 0:
-            raise UserError("learning rate must be positive", "--lr", "use e.g. --lr 5e-5")
-        if not 0 <= self.warmup_ratio < 1:
+        if self.max_steps is None and not _finite(self.epochs, low=0, low_open=True):
+            raise UserError(f"epochs {self.epochs} must be a finite positive number", "--epochs",
+                            "use e.g. --epochs 3, or give --max-steps")
+        if not _finite(self.lr, low=0, low_open=True, high=1.0):
+            raise UserError(f"learning rate {self.lr} must be a finite number in (0, 1]", "--lr", "use e.g. --lr 5e-5")
+        if not _finite(self.warmup_ratio, low=0) or self.warmup_ratio >= 1:
             raise UserError("warm-up ratio must be in [0, 1)", "--warmup-ratio", "use e.g. 0.1")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise UserError("time budget must be positive", "--time-budget", "give seconds, e.g. 3600")
+        if not _finite(self.weight_decay, low=0):
+            raise UserError(f"weight decay {self.weight_decay} must be finite and ≥ 0", "--weight-decay",
+                            "use e.g. --weight-decay 0.01")
+        if not _finite(self.max_grad_norm, low=0):
+            raise UserError(f"gradient norm {self.max_grad_norm} must be finite and ≥ 0 (0: no clipping)",
+                            "--max-grad-norm", "use e.g. 1.0")
+        if self.time_budget is not None and not _finite(self.time_budget, low=0, low_open=True):
+            raise UserError("time budget must be a finite positive number", "--time-budget", "give seconds, e.g. 3600")
 
 
 @dataclass
@@ -82,14 +99,21 @@ class DistillConfig:
     pkd_projection: bool = True
     """Learn a linear projection when student and teacher widths differ (else refuse)."""
     use_hard_labels: bool = True
+    terms: dict[str, float] | None = None
+    """Further loss terms by registered name and weight (e.g. hidden_mse, attention_mse, minilm_attention)."""
+    match_layers: str = "skip"
+    """Layer map of the all-layer terms (hidden_mse, attention_mse): skip, last or teacher layers "i,j,k"."""
+    relation_heads: int | None = None
+    """Relation heads of the MiniLM terms (default: the student's attention heads)."""
 
     def check(self) -> None:
         from bertdistill.training.pkd import PKD_MODES
 
-        if not 0 <= self.alpha <= 1:
+        if not _finite(self.alpha, low=0, high=1):
             raise UserError(f"alpha {self.alpha} must be in [0, 1]", "--alpha", "use e.g. --alpha 0.5")
-        if self.temperature <= 0:
-            raise UserError("temperature must be positive", "--temperature", "use e.g. --temperature 2")
+        if not _finite(self.temperature, low=0, low_open=True, high=1e4):
+            raise UserError(f"temperature {self.temperature} must be a finite positive number", "--temperature",
+                            "use e.g. --temperature 2")
         if self.kd_loss not in KD_LOSSES:
             raise UserError(f"unknown KD loss {self.kd_loss!r}", "--kd-loss", f"use one of: {', '.join(KD_LOSSES)}")
         if self.teacher_mode is not None and self.teacher_mode not in TEACHER_MODES:
@@ -97,31 +121,17 @@ class DistillConfig:
                             f"use one of: {', '.join(TEACHER_MODES)}")
         if self.pkd not in PKD_MODES:
             raise UserError(f"unknown PKD mode {self.pkd!r}", "--pkd", f"use one of: {', '.join(PKD_MODES)}")
-        if self.pkd_beta < 0:
-            raise UserError("PKD weight must not be negative", "--pkd-beta", "use e.g. --pkd-beta 10")
-        if self.teacher_weights is not None and (any(w < 0 for w in self.teacher_weights)
+        if not _finite(self.pkd_beta, low=0):
+            raise UserError(f"PKD weight {self.pkd_beta} must be finite and ≥ 0", "--pkd-beta", "use e.g. --pkd-beta 10")
+        for name, weight in (self.terms or {}).items():
+            if not _finite(weight, low=0):
+                raise UserError(f"loss term {name!r} has weight {weight}", "--term", "use a finite weight ≥ 0")
+        if self.relation_heads is not None and self.relation_heads < 1:
+            raise UserError("relation heads must be at least 1", "--relation-heads", "use e.g. --relation-heads 12")
+        if self.teacher_weights is not None and (any(not _finite(w, low=0) for w in self.teacher_weights)
                                                  or sum(self.teacher_weights) <= 0):
             raise UserError("teacher weights must be non-negative with a positive sum", "--teacher-weights",
                             "use e.g. --teacher-weights 1,1,2")
-
-
-@dataclass
-class StudentConfig:
-    """How the student is made: layers of a pretrained model, or a random model of a given shape."""
-
-    source: str | None = None
-    """Model directory or hub id (default: the packaged MiniLM); may be a pretrain-student output."""
-    layers: int | None = None
-    """Encoder layers kept (default: all of the source)."""
-    layer_map: str = "first"
-    """first, skip (evenly spaced) or explicit 1-based layers "1,3,5"."""
-    random_init: bool = False
-    """Random weights (shape below, vocabulary and tokenizer of the source)."""
-    width: int | None = None
-    heads: int | None = None
-    intermediate: int | None = None
-    trust_remote_code: bool = False
-    """Allow model code from the hub for the source (off unless --trust-remote-code)."""
 
 
 @dataclass
@@ -131,7 +141,9 @@ class FinetuneConfig:
     train_data: DataSpec = field(default_factory=DataSpec)
     eval_data: DataSpec | None = None
     labels: str | None = None
-    """Teacher label store of the training data (distillation); none = plain fine-tuning."""
+    """Teacher label store of the training data (offline distillation); none = plain fine-tuning."""
+    teacher_models: list[str] | None = None
+    """Teachers run in the loop (online distillation), each ``PATH`` or ``NAME=PATH``; instead of ``labels``."""
     eval_labels: str | None = None
     """Label store of the eval data (adds distill_loss, teacher_agreement and teacher_rank_corr to evaluations)."""
     output: str = "student"
@@ -148,6 +160,9 @@ class PretrainConfig:
 
     train_data: DataSpec = field(default_factory=DataSpec)
     labels: str = ""
+    """Teacher label store of the corpus (offline); or give ``teacher_models``."""
+    teacher_models: list[str] | None = None
+    """Teachers run in the loop (online), each ``PATH`` or ``NAME=PATH``; instead of ``labels``."""
     eval_data: DataSpec | None = None
     eval_labels: str | None = None
     eval_fraction: float = 0.02

@@ -74,3 +74,51 @@ def normalized_weights(n: int, weights: Sequence[float] | None) -> list[float]:
         raise ValueError(f"{len(w)} weights for {n} teachers")
     s = sum(w)
     return [x / s for x in w]
+
+
+def _token_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """(B, T) float mask of real tokens (all ones when no mask is given)."""
+    if mask is None:
+        return torch.ones(like.shape[:2], dtype=torch.float32, device=like.device)
+    return mask.float()
+
+
+def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ_{b,t} m_bt ‖h_s − h_t‖² / (H · Σ_{b,t} m_bt) over all tokens (TinyBERT; h_s already projected)"""
+    m = _token_mask(mask, student_hidden)
+    diff = (student_hidden.float() - teacher_hidden.float()).pow(2).sum(-1)
+    return (diff * m).sum() / (m.sum().clamp_min(1) * student_hidden.shape[-1])
+
+
+def attention_mse(student_attn: torch.Tensor, teacher_attn: torch.Tensor,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ_{b,a,i,j} m_bi m_bj (A_s − A_t)² / (heads · Σ_b (Σ_i m_bi)²) over attention maps (B, heads, T, T)"""
+    m = _token_mask(mask, student_attn[:, 0])
+    pair = m[:, None, :, None] * m[:, None, None, :]
+    diff = (student_attn.float() - teacher_attn.float()).pow(2) * pair
+    return diff.sum() / (pair.sum().clamp_min(1) * student_attn.shape[1])
+
+
+def relation_log_probs(x: torch.Tensor, y: torch.Tensor, heads: int,
+                       mask: torch.Tensor | None = None) -> torch.Tensor:
+    """log softmax_j(x_r,i · y_r,j / √d_r) per relation head r, x and y (B, T, H) split into `heads` parts of d_r = H/heads"""
+    batch, length, width = x.shape
+    if width % heads:
+        raise ValueError(f"width {width} is not divisible by {heads} relation heads")
+    d = width // heads
+    xr = x.float().view(batch, length, heads, d).transpose(1, 2)
+    yr = y.float().view(batch, length, heads, d).transpose(1, 2)
+    scores = xr @ yr.transpose(-1, -2) / d ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
+    return F.log_softmax(scores, dim=-1)
+
+
+def relation_kl(student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """mean over real query tokens i and heads r of KL(P_t[r,i] ‖ P_s[r,i]) = Σ_j P_t (log P_t − log P_s) (MiniLM)"""
+    p = teacher_log_probs.exp()
+    kl = (p * (teacher_log_probs - student_log_probs)).sum(-1)  # (B, heads, T)
+    m = _token_mask(mask, kl[:, 0])[:, None, :].expand_as(kl)
+    return (kl * m).sum() / m.sum().clamp_min(1)

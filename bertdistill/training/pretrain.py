@@ -8,13 +8,12 @@ output is a plain HF classifier (folded heads) plus the per-teacher heads, which
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
 from bertdistill.errors import UserError
 from bertdistill.training.config import PretrainConfig
-from bertdistill.training.loop import EvalSet, TrainResult, TrainSet, train
+from bertdistill.training.loop import TrainResult, train
 
 
 def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,71 +31,49 @@ def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def pretrain_student(config: PretrainConfig, show_progress: bool = True) -> TrainResult:
-    """Stage-1 distillation of a student on an unlabeled corpus labeled by ``bertdistill label``."""
+    """Stage-1 distillation of a student on an unlabeled corpus, against stored or online teachers."""
     from bertdistill.data.sources import load_task_data
-    from bertdistill.data.tokenize import check_max_length
     from bertdistill.teachers.store import LabelStore
     from bertdistill.training import setup
-    from bertdistill.training.objective import make_objective
 
-    if not config.labels:
-        raise UserError("stage 1 needs the teachers' label store of the corpus", "--labels",
-                        "label the corpus with bertdistill label and pass --labels STORE")
+    if not config.labels and not config.teacher_models:
+        raise UserError("stage 1 needs the teachers: their label store of the corpus, or the teacher models",
+                        "--labels", "label the corpus with bertdistill label and pass --labels STORE, "
+                                    "or pass --teacher NAME=DIR to run the teachers in the loop")
     config.train.check()
     config.distill = dataclasses.replace(config.distill, use_hard_labels=False)
     config.distill.check()
     setup.check_best_metric(config.train.best_metric)
-    store = LabelStore.open(config.labels)
-    spec = dataclasses.replace(config.train_data, unlabeled=True)
-    corpus = load_task_data(spec, label_names=store.label_names)
-    store.check_data(corpus, "corpus")
-    label_names = store.label_names
-
-    teachers = config.distill.teachers or store.teacher_names
-    mode = config.distill.teacher_mode or ("heads" if len(teachers) > 1 else "avg")
-    head_names = list(teachers) if mode == "heads" else ["classifier"]
-    model, tokenizer, student_info = setup.build_student(config.student, label_names, head_names, config.train.seed)
-    check_max_length(tokenizer, model.config, config.train.max_length)
-    objective, targets, objective_info = make_objective(config.distill, store, model, labeled=False)
-    pad = tokenizer.pad_token_id or 0
-    encoded = setup.encode_rows(tokenizer, corpus, config.train.max_length)
-
-    eval_set = None
-    data_fp = {"train": corpus.fingerprint()}
+    store = LabelStore.open(config.labels) if config.labels else None
+    corpus = load_task_data(dataclasses.replace(config.train_data, unlabeled=True),
+                            label_names=store.label_names if store else None)
+    if store is not None:
+        store.check_data(corpus, "corpus")
+    label_names = store.label_names if store is not None else _teacher_label_names(config)
+    teachers = setup.open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
+                                   config.student.source, config.student.trust_remote_code)
+    eval_corpus = eval_store = None
     if config.eval_data is not None:
-        if not config.eval_labels:
-            raise UserError("--eval-data needs its label store", "--eval-labels",
-                            "label the held-out pairs with bertdistill label and pass --eval-labels STORE")
-        eval_store = LabelStore.open(config.eval_labels)
         eval_corpus = load_task_data(dataclasses.replace(config.eval_data, unlabeled=True), label_names=label_names)
-        eval_store.check_data(eval_corpus, "eval data")
-        eval_set = EvalSet(TrainSet(setup.encode_rows(tokenizer, eval_corpus, config.train.max_length), pad),
-                           eval_corpus.kind, label_names,
-                           teacher_logits=[eval_store.logits(t) for t in targets.teachers])
-        train_rows = np.arange(len(encoded))
-        data_fp["eval"] = eval_corpus.fingerprint()
-    else:
-        train_rows, eval_rows = split_rows(len(encoded), config.eval_fraction, config.train.seed)
-        if len(eval_rows):
-            eval_set = EvalSet(TrainSet(encoded.select(eval_rows), pad), corpus.kind, label_names,
-                               teacher_logits=targets.logits_for(eval_rows))
-            data_fp["eval"] = {"held_out_rows": len(eval_rows), "fraction": config.eval_fraction,
-                               "seed": config.train.seed}
-    train_set = TrainSet(encoded.select(train_rows) if len(train_rows) != len(encoded) else encoded, pad, targets)
-    best = config.train.best_metric or ("distill_loss" if eval_set is not None else None)
-
-    def save_model(m, directory: Path) -> None:
-        from bertdistill.student.model import save_student
-
-        save_student(m, tokenizer, directory, label_names)
-
-    def extras(directory: Path, result: TrainResult) -> None:
-        setup.write_record(directory, "pretrain-student", config, result, data_fp, store, student_info,
-                           objective_info)
-
-    result = train(config.train, model, train_set, eval_set, objective, config.output, save_model, extras,
-                   resume=config.resume, overwrite=config.overwrite, fingerprint=setup.run_fingerprint(config),
-                   best_metric=best, hidden_layers=objective.student_layers or None, show_progress=show_progress)
+        if store is not None:
+            if not config.eval_labels:
+                raise UserError("--eval-data needs its label store", "--eval-labels",
+                                "label the held-out pairs with bertdistill label and pass --eval-labels STORE")
+            eval_store = LabelStore.open(config.eval_labels)
+            eval_store.check_data(eval_corpus, "eval data")
+    run = setup.prepare_run(config=config, command="pretrain-student", teachers=teachers, train_data=corpus,
+                            label_names=label_names, labeled=False, eval_data=eval_corpus, eval_labels=eval_store,
+                            held_out_fraction=config.eval_fraction if eval_corpus is None else 0.0)
+    result = train(config.train, run, show_progress=show_progress)
     if show_progress:
         setup.print_summary(result, "pretrain-student")
     return result
+
+
+def _teacher_label_names(config: PretrainConfig) -> list[str]:
+    """Online stage 1 has no gold labels: the label names are the first teacher's."""
+    from bertdistill.models import config_label_names, load_config
+    from bertdistill.teachers.teacher import parse_teacher_specs
+
+    _, path = parse_teacher_specs(list(config.teacher_models))[0]
+    return config_label_names(load_config(path, config.student.trust_remote_code, option="--teacher"))

@@ -1,4 +1,8 @@
-"""Shared by finetune and pretrain-student: student + heads, tokenized sets, record, summary."""
+"""The run setup shared by finetune and pretrain-student: teachers, student + heads, objective, sets, record.
+
+The two stages differ only in their data (labeled task rows or an unlabeled corpus), their eval set
+and their loss weights; ``prepare_run`` builds everything else the same way for both.
+"""
 
 from __future__ import annotations
 
@@ -59,18 +63,19 @@ def run_fingerprint(config) -> dict:
     return data
 
 
-def write_record(directory: Path, command: str, config, result, data_fp: dict, store, student_info: dict,
+def write_record(directory: Path, command: str, config, result, data_fp: dict, teachers, student_info: dict,
                  objective_info: dict) -> None:
     from bertdistill import __version__
     from bertdistill.config import save_config
 
     save_config(config, Path(directory) / "training_config.json")
+    store = getattr(teachers, "store", None)
     record = {
         "command": command,
         "bertdistill_version": __version__,
         "config": to_jsonable(config),
         "data": data_fp,
-        "teachers": store.teachers if store is not None else [],
+        "teachers": _teacher_provenance(teachers),
         "label_store": None if store is None else {"path": str(store.path), "data": store.meta.get("data"),
                                                    "max_length": store.meta.get("max_length"),
                                                    "label_names": store.label_names},
@@ -94,3 +99,121 @@ def print_summary(result, title: str) -> None:
     console.print(f"{title}: {result.steps} steps ({result.epochs_done} epochs) in {result.train_seconds:.0f}s, "
                   f"{result.examples_per_second:.1f} ex/s, stopped: {result.stopped_by}; {best}; "
                   f"saved to {result.output}")
+
+
+def _input_identity(data_fp: dict, teachers) -> dict:
+    """What a resumed run must read again unchanged: the data's content and the label store (its meta.json)."""
+    import hashlib
+
+    identity = {"training data": {k: data_fp["train"].get(k) for k in ("rows", "content_sha256")}}
+    store = getattr(teachers, "store", None)
+    if store is not None:
+        meta = (Path(store.path) / "meta.json").read_bytes()
+        identity["label store"] = hashlib.sha256(meta).hexdigest()
+    return identity
+
+
+def _teacher_provenance(teachers) -> list[dict]:
+    if teachers is None:
+        return []
+    if teachers.kind == "store":
+        return teachers.store.teachers
+    return teachers.describe()["teachers"]
+
+
+def open_teachers(labels: str | None, teacher_models: list[str] | None, only: list[str] | None, label_names,
+                  tokenizer_source: str | None, trust_remote_code: bool):
+    """The teacher source of a run: a label store (offline), teacher models (online), or None."""
+    from bertdistill.teachers.store import LabelStore
+    from bertdistill.training.teacher_source import OnlineTeachers, StoreTeachers
+
+    if labels and teacher_models:
+        raise UserError("both --labels and --teacher given", None,
+                        "use --labels STORE (teachers labeled offline) or --teacher NAME=DIR (run in the loop)")
+    if labels:
+        return StoreTeachers(LabelStore.open(labels), only)
+    if teacher_models:
+        from bertdistill.models import load_tokenizer, resolve_model
+
+        tokenizer = load_tokenizer(resolve_model(tokenizer_source, "--student-from"), trust_remote_code,
+                                   option="--student-from")
+        teachers = OnlineTeachers(teacher_models, label_names, tokenizer, trust_remote_code)
+        if only:
+            unknown = [t for t in only if t not in teachers.names]
+            if unknown:
+                raise UserError(f"teacher {unknown[0]!r} is not among the --teacher models", "--teachers",
+                                f"use one of: {', '.join(teachers.names)}")
+        return teachers
+    return None
+
+
+def prepare_run(*, config, command: str, teachers, train_data, label_names, labeled: bool, eval_data=None,
+                eval_labels=None, held_out_fraction: float = 0.0, default_best: str | None = None):
+    """A ``loop.Run`` for either stage: student with one head per teacher (TMKD) or one, objective, sets, record.
+
+    ``held_out_fraction`` > 0 (stage 1 without --eval-data) holds out a seeded share of the training
+    rows, evaluated against the teachers' outputs.
+    """
+    from bertdistill.data.tokenize import check_max_length
+    from bertdistill.metrics import main_metric
+    from bertdistill.training.loop import EvalSet, Run, TrainSet
+    from bertdistill.training.objective import DistillationModule, build_objective
+    from bertdistill.training.teacher_source import teacher_mode
+
+    distill = config.distill
+    names = teachers.names if teachers is not None else []
+    mode = teacher_mode(distill.teacher_mode, names) if teachers is not None else None
+    head_names = list(names) if mode == "heads" else ["classifier"]
+    student, tokenizer, student_info = build_student(config.student, label_names, head_names, config.train.seed)
+    check_max_length(tokenizer, student.config, config.train.max_length)
+    objective, objective_info = build_objective(distill if teachers is not None else None,
+                                                teachers.infos if teachers is not None else [],
+                                                student.config, mode, labeled=labeled)
+    if teachers is not None:
+        objective_info["teacher_source"] = teachers.describe()
+    pad = tokenizer.pad_token_id or 0
+    encoded = encode_rows(tokenizer, train_data, config.train.max_length)
+    data_fp = {"train": train_data.fingerprint(), "eval": None}
+    eval_set = None
+    if eval_data is not None:
+        teacher_logits = None
+        if teachers is not None and eval_labels is not None:
+            teacher_logits = teachers.eval_logits(store=eval_labels)
+        eval_set = EvalSet(TrainSet(encode_rows(tokenizer, eval_data, config.train.max_length), pad),
+                           eval_data.kind, label_names,
+                           labels=np.asarray(eval_data.dataset["label"]) if eval_data.has_labels else None,
+                           groups=eval_data.column("group") if eval_data.has_groups else None,
+                           teacher_logits=teacher_logits)
+        data_fp["eval"] = eval_data.fingerprint()
+    elif held_out_fraction > 0:
+        from bertdistill.training.pretrain import split_rows
+
+        train_rows, eval_rows = split_rows(len(encoded), held_out_fraction, config.train.seed)
+        if len(eval_rows):
+            eval_set = EvalSet(TrainSet(encoded.select(eval_rows), pad), train_data.kind, label_names,
+                               teacher_logits=teachers.eval_logits(rows=eval_rows) if teachers.kind == "store"
+                               else None)
+            data_fp["eval"] = {"held_out_rows": len(eval_rows), "fraction": held_out_fraction,
+                               "seed": config.train.seed}
+            encoded = encoded.select(train_rows)
+    train_set = TrainSet(encoded, pad, teachers)
+    best = config.train.best_metric or default_best
+    if best is None and eval_set is not None:
+        if eval_set.labels is not None:
+            best = main_metric(eval_set.kind, label_names)
+        elif teachers is not None and objective.term("kd") is not None:
+            best = "distill_loss"
+
+    def save_model(student_model, directory: Path) -> None:
+        from bertdistill.student.model import save_student
+
+        save_student(student_model, tokenizer, directory, label_names)
+
+    def extras(directory: Path, result) -> None:
+        write_record(directory, command, config, result, data_fp, teachers, student_info, objective_info)
+
+    return Run(module=DistillationModule(student, objective), train_set=train_set, eval_set=eval_set,
+               output=Path(config.output), save_model=save_model, write_extras=extras, teachers=teachers,
+               best_metric=best, fingerprint={**run_fingerprint(config), "inputs": _input_identity(data_fp, teachers)},
+               resume=config.resume,
+               overwrite=config.overwrite)

@@ -1,0 +1,66 @@
+"""ONNX Runtime backends: ``onnx`` (model.onnx) and ``onnx-int8`` (model.int8.onnx) of an exported directory."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bertdistill.data.tokenize import MODEL_INPUTS
+from bertdistill.errors import UserError
+from bertdistill.inference.batches import Batch
+from bertdistill.inference.onnx_dir import EXPORT_REPORT, ONNX_FP32, ONNX_INT8
+from bertdistill.inference.registry import Backend, register_backend
+from bertdistill.inference.scorer import Scorer
+
+
+def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = False, int8: bool = False) -> Scorer:
+    """An ONNX Runtime session on the CPU; the exported graph returns logits only."""
+    import onnxruntime as ort
+
+    from bertdistill.io import is_complete, read_json
+    from bertdistill.models import config_label_names, load_config, load_tokenizer
+
+    p = Path(path)
+    if (p / EXPORT_REPORT).is_file() and not is_complete(p):
+        raise UserError("ONNX export is unfinished (no completion marker)", path,
+                        "run bertdistill export again")
+    name = ONNX_INT8 if int8 else ONNX_FP32
+    file = p / name
+    if not file.is_file():
+        raise UserError(f"no {name} in the ONNX directory", path,
+                        "export with bertdistill export" + (" --int8" if int8 else ""))
+    if not any((p / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        raise UserError("ONNX directory has no tokenizer files", path,
+                        "re-export it with bertdistill export, which copies the tokenizer")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise UserError(f"ONNX Runtime cannot load the model ({str(exc)[:160]})", str(file),
+                        "re-export it with bertdistill export") from None
+    graph_inputs = {i.name for i in session.get_inputs()}
+    input_names = tuple(k for k in MODEL_INPUTS if k in graph_inputs)
+    config = load_config(str(p), option="the ONNX directory")
+    tokenizer = load_tokenizer(str(p), option="the ONNX directory")
+
+    def forward(batch: Batch, layers: Sequence[int]) -> tuple[np.ndarray, None]:
+        if layers:
+            raise UserError("[CLS] hidden states cannot be read from an ONNX model", path,
+                            "use --backend torch or bf16 with the Hugging Face model directory")
+        feeds = {k: np.asarray(batch[k], dtype=np.int64) for k in input_names if k in batch}
+        return session.run(["logits"], feeds)[0].astype(np.float32), None
+
+    report = p / EXPORT_REPORT
+    num_parameters = read_json(report).get("num_parameters") if report.is_file() else None
+    return Scorer(str(p), "onnx-int8" if int8 else "onnx", tokenizer, config_label_names(config), config,
+                  input_names, forward, onnx_file=str(file), num_parameters=num_parameters)
+
+
+register_backend(Backend("onnx", load_onnx, reads_onnx=True, hidden_states=False))
+register_backend(Backend("onnx-int8", partial(load_onnx, int8=True), reads_onnx=True, hidden_states=False))

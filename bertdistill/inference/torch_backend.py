@@ -1,0 +1,58 @@
+"""PyTorch backends: ``torch`` (fp32) and ``bf16`` (the same model under bfloat16 autocast)."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from functools import partial
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from bertdistill.data.tokenize import MODEL_INPUTS
+from bertdistill.inference.batches import Batch
+from bertdistill.inference.registry import Backend, register_backend
+from bertdistill.inference.scorer import Scorer
+
+
+def load_torch(path: str, threads: int | None = None, trust_remote_code: bool = False, bf16: bool = False,
+               device: str = "cpu") -> Scorer:
+    """A Hugging Face sequence classifier in eval mode; ``bf16`` runs it under bfloat16 autocast."""
+    from bertdistill.models import config_label_names, load_classifier, load_tokenizer, resolve_model
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    path = resolve_model(path)
+    model = load_classifier(path, trust_remote_code=trust_remote_code).eval().to(device)
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    input_names = model_input_names(model, tokenizer)
+    device_type = torch.device(device).type
+
+    @torch.inference_mode()
+    def forward(batch: Batch, layers: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        inputs = {k: torch.as_tensor(batch[k], device=device) for k in input_names if k in batch}
+        autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with autocast:
+            out = model(**inputs, output_hidden_states=bool(layers))
+        logits = out.logits.float().cpu().numpy()
+        if not layers:
+            return logits, None
+        cls = torch.stack([out.hidden_states[layer][:, 0, :] for layer in layers], dim=1)
+        return logits, cls.float().cpu().numpy().astype(np.float16)
+
+    return Scorer(path, "bf16" if bf16 else "torch", tokenizer, config_label_names(model.config), model.config,
+                  input_names, forward, torch_model=model,
+                  num_parameters=sum(p.numel() for p in model.parameters()))
+
+
+def model_input_names(model, tokenizer) -> tuple[str, ...]:
+    """The inputs ``model.forward`` takes by name; through ``**kwargs`` only those the tokenizer names."""
+    params = inspect.signature(model.forward).parameters
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    tokenizer_names = set(getattr(tokenizer, "model_input_names", None) or MODEL_INPUTS)
+    return tuple(k for k in MODEL_INPUTS if k in params or (takes_kwargs and k in tokenizer_names))
+
+
+register_backend(Backend("torch", load_torch, reads_onnx=False, hidden_states=True))
+register_backend(Backend("bf16", partial(load_torch, bf16=True), reads_onnx=False, hidden_states=True))

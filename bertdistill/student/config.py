@@ -1,0 +1,27 @@
+"""How a student is made (typed, saved in every training config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LAYER_MAPS = ("first", "skip")
+"""Named ways to pick a student's layers from its source model (or 1-based "i,j,k")."""
+
+
+@dataclass
+class StudentConfig:
+    """How the student is made: layers of a pretrained model, or a random model of a given shape."""
+
+    source: str | None = None
+    """Model directory or hub id (default: the packaged MiniLM); may be a pretrain-student or prune output."""
+    layers: int | None = None
+    """Encoder layers kept (default: all of the source)."""
+    layer_map: str = "first"
+    """first, skip (evenly spaced) or explicit 1-based layers "1,3,5"."""
+    random_init: bool = False
+    """Random weights (shape below, vocabulary and tokenizer of the source)."""
+    width: int | None = None
+    heads: int | None = None
+    intermediate: int | None = None
+    trust_remote_code: bool = False
+    """Allow model code from the hub for the source (off unless --trust-remote-code)."""

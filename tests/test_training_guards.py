@@ -1,0 +1,118 @@
+"""Training never publishes a wrong result: divergence, non-finite options, changed inputs on resume, two writers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cli_helpers import assert_user_error, run_cli
+from conftest import make_tiny_bert, write_toy_pairs
+from test_finetune import small_train
+
+
+def _plain_config(tmp_path, train, model, out="out", **train_kw):
+    from bertdistill.data.sources import DataSpec
+    from bertdistill.training.config import FinetuneConfig, StudentConfig
+
+    return FinetuneConfig(train_data=DataSpec(path=str(train)), output=str(tmp_path / out),
+                          student=StudentConfig(source=str(model), layers=2), train=small_train(**train_kw))
+
+
+def test_a_diverged_run_publishes_nothing_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from bertdistill.errors import UserError
+    from bertdistill.training import terms
+    from bertdistill.training.finetune import finetune
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=32)
+    real = terms.HardLabels.forward
+    calls = {"n": 0}
+
+    def nan_after_two_steps(self, student, teachers, batch):
+        calls["n"] += 1
+        value = real(self, student, teachers, batch)
+        return value * float("nan") if calls["n"] > 2 else value
+
+    monkeypatch.setattr(terms.HardLabels, "forward", nan_after_two_steps)
+    with pytest.raises(UserError, match=r"training diverged: at step 3, loss term 'hard' is nan") as info:
+        finetune(_plain_config(tmp_path, train, model, max_steps=5, save_every=1, epochs=1), show_progress=False)
+    assert "checkpoint (step-2) is kept" in str(info.value)
+    out = tmp_path / "out"
+    assert not (out / ".complete").exists() and not (out / "model.safetensors").exists()
+    assert (out / "checkpoints" / "step-2" / ".complete").is_file()
+
+
+def test_non_finite_weights_are_never_published(tmp_path, monkeypatch):
+    from bertdistill.errors import UserError
+    from bertdistill.training import loop
+    from bertdistill.training.finetune import finetune
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=16)
+    real_step = loop.train_step
+
+    def poisoning_step(accelerator, module, *args, **kwargs):
+        terms = real_step(accelerator, module, *args, **kwargs)
+        with torch.no_grad():
+            next(module.parameters()).fill_(float("inf"))
+        return terms
+
+    monkeypatch.setattr(loop, "train_step", poisoning_step)
+    with pytest.raises(UserError, match="holds NaN/inf after step 1"):
+        finetune(_plain_config(tmp_path, train, model, max_steps=1), show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option,value,needle", [
+    ("--lr", "nan", "learning rate"), ("--lr", "1e12", "learning rate"), ("--epochs", "inf", "epochs"),
+    ("--epochs", "nan", "epochs"), ("--temperature", "nan", "temperature"), ("--alpha", "nan", "alpha"),
+    ("--pkd-beta", "inf", "PKD weight"), ("--warmup-ratio", "nan", "warm-up"), ("--term", "hidden_mse=nan", "weight"),
+])
+def test_non_finite_training_options_are_one_line_errors(tmp_path, option, value, needle):
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=16)
+    result = run_cli("finetune", "--data", train, "--model", model, option, value, "--output", tmp_path / "out")
+    assert_user_error(result, needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_refuses_training_data_changed_since_the_checkpoint(tmp_path, monkeypatch):
+    from bertdistill.errors import UserError
+    from bertdistill.training import loop
+    from bertdistill.training.finetune import finetune
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
+    real_batch = loop.TrainSet.batch
+    calls = {"n": 0}
+
+    def interrupting_batch(self, indices):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_batch(self, indices)
+
+    monkeypatch.setattr(loop.TrainSet, "batch", interrupting_batch)
+    with pytest.raises(UserError, match="--resume"):
+        finetune(_plain_config(tmp_path, train, model, save_every=1, epochs=2), show_progress=False)
+    monkeypatch.setattr(loop.TrainSet, "batch", real_batch)
+    write_toy_pairs(train, n=32, seed=2)  # same size and columns, other rows
+    config = _plain_config(tmp_path, train, model, save_every=1, epochs=2)
+    config.resume = True
+    with pytest.raises(UserError, match="the training data changed since the checkpoint"):
+        finetune(config, show_progress=False)
+
+
+def test_a_second_writer_of_one_output_is_refused_with_the_holders_pid(tmp_path):
+    import os
+
+    from bertdistill.io import output_lock
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=16)
+    with output_lock(tmp_path / "out"):
+        result = run_cli("finetune", "--data", train, "--model", model, "--max-steps", "1", "--output", tmp_path / "out")
+    assert_user_error(result, f"pid {os.getpid()}", "another bertdistill run")
+    assert not (tmp_path / ".out.lock").exists()
+    result = run_cli("finetune", "--data", train, "--model", model, "--max-steps", "1", "--output", tmp_path / "out")
+    assert result.code == 0, result.err
