@@ -8,9 +8,9 @@ and <= 2 GB peak RSS on 2 cores.
 
 Pool (all ../shared/datasets): WikiQA train sentences (the --data passages), QNLI dev/test sentences,
 MRPC train/dev/test sentences, SST-2 train/dev/test sentences, SNLI dev/test sample sentences:
-100,694 distinct passages after normalization (about 100k, so the figures are at the real size;
+100,448 distinct passages after normalization (about 100k, so the figures are at the real size;
 ``--replicate N`` adds N varied copies of every pool passage to test a larger pool).
-Queries: WikiQA train questions (the --data queries) and QNLI dev/test questions give 7,575
+Queries: WikiQA train questions (the --data queries) and QNLI dev/test questions give 7,574
 distinct questions; the rest, up to ``--queries``, are MRPC train first sentences used as queries.
 
 The miner runs as its own ``python -m bertdistill corpus`` process: the wall time includes start-up
@@ -48,14 +48,14 @@ VARIATIONS = ["{} (revised)", "In short, {}", "{} - as reported", "Note: {}", "{
 
 def query_file(path: Path, n: int) -> tuple[Path, int, int]:
     """Questions beyond WikiQA's, then MRPC sentences, up to ``n`` distinct queries in all."""
-    from bertdistill.data.texts import iter_texts, normalize_text, parse_text_source
+    from bertdistill.data.texts import iter_texts, parse_text_source, text_key
 
-    seen = {normalize_text(t) for t in iter_texts(parse_text_source(f"{W}/WikiQA-train.txt:1"), "query")}
+    seen = {text_key(t) for t in iter_texts(parse_text_source(f"{W}/WikiQA-train.txt:1"), "query")}
     lines: list[str] = []
     questions = len(seen)
     for src in QUESTIONS + [FILL_QUERIES]:
         for text in iter_texts(parse_text_source(src), "query"):
-            key = normalize_text(text)
+            key = text_key(text)
             if len(seen) >= n:
                 break
             if key and key not in seen and "\t" not in text:

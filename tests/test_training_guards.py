@@ -116,3 +116,40 @@ def test_a_second_writer_of_one_output_is_refused_with_the_holders_pid(tmp_path)
     assert not (tmp_path / ".out.lock").exists()
     result = run_cli("finetune", "--data", train, "--model", model, "--max-steps", "1", "--output", tmp_path / "out")
     assert result.code == 0, result.err
+
+
+def test_a_collapsed_student_warns_and_fails_with_strict(tmp_path):
+    """A tiny model barely trained predicts one class: the dev split catches it (warning, record; --strict: exit 2)."""
+    import json
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=240, seed=5)
+    args = ["finetune", "--data", train, "--model", model, "--max-steps", "2", "--lr", "1e-7", "--batch-size", "16",
+            "--max-length", "32"]
+    result = run_cli(*args, "--output", tmp_path / "out")
+    assert result.code == 0, result.err
+    assert "note: dev split: 24 of 240 training rows held out" in result.err
+    assert "warning: the student predicts one class for 100% of the dev rows (collapsed)" in result.err
+    record = json.loads((tmp_path / "out" / "training_record.json").read_text())
+    assert any("collapsed" in w for w in record["summary"]["warnings"])
+    report = record["summary"]["dev_report"]
+    assert report["rows"] == 24 and report["majority_baseline"]["accuracy"] >= 0.5
+    assert record["summary"]["best_step"] is not None  # the best checkpoint by dev accuracy was kept
+
+    strict = run_cli(*args, "--strict", "--output", tmp_path / "strict")
+    last = strict.err.strip().splitlines()[-1]  # after the training output: one error line, no traceback
+    assert strict.code == 2 and "Traceback" not in strict.err
+    assert last.startswith("error: ") and "failed 1 check(s)" in last and "collapsed" in last and "--strict" in last
+    no_eval = run_cli(*args, "--no-eval", "--output", tmp_path / "all")
+    assert no_eval.code == 0 and "warning" not in no_eval.err and "dev split" not in no_eval.err
+
+
+def test_dev_split_keeps_whole_queries():
+    from bertdistill.training.guards import dev_split
+
+    groups = [f"q{i // 4}" for i in range(400)]
+    train, dev = dev_split(400, 0.1, seed=0, groups=groups)
+    assert len(dev) == 40 and len(train) == 360
+    assert not {groups[i] for i in dev} & {groups[i] for i in train}
+    again_train, again_dev = dev_split(400, 0.1, seed=0, groups=groups)
+    assert list(again_dev) == list(dev)

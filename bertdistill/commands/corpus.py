@@ -61,7 +61,7 @@ def command(
     label_names: c.LabelNames = None, limit: c.Limit = None,
     negatives_per_query: Annotated[Optional[int], typer.Option(
         "--negatives-per-query", "-k", help="Random mode: new pairs per query with passages of other queries "
-                                            "[default: 4].")] = None,
+                                            "(default 4).")] = None,
     include_originals: Annotated[bool, typer.Option(
         "--include-originals/--no-include-originals", help="Keep the original pairs in the corpus.")] = True,
     within_group: Annotated[bool, typer.Option(
@@ -90,7 +90,8 @@ def command(
     json_out: Annotated[Optional[Path], typer.Option(
         "--json", help="Also write the --stats table as JSON here.", rich_help_panel="Statistics")] = None,
     positive_label: Annotated[Optional[str], typer.Option(
-        "--positive-label", help="Label whose probability --stats reports [default: 1, else the last label].",
+        "--positive-label", help="Label whose probability --stats reports (default: 1 if a label is so named, else "
+                                "the last label).",
         rich_help_panel="Statistics")] = None,
     overwrite: c.Overwrite = False,
 ) -> None:

@@ -184,9 +184,18 @@ def command(
     lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = "no", eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
+    dev_fraction: Annotated[float, typer.Option(
+        "--dev-fraction", help="Without --eval-data: share of the training rows held out as a dev set "
+                               "(whole queries for ranking; at most 2,000 rows).", rich_help_panel=TRAIN)] = 0.1,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Hold out no dev split: train on every row, no evaluation.",
+                                          rich_help_panel=TRAIN)] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail when the kept student collapsed, is below the majority baseline or far below the "
+                         "teachers on the dev set (else a warning).", rich_help_panel=TRAIN)] = False,
     overwrite: c.Overwrite = False, resume: Resume = False, trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.training.config import DistillConfig, FinetuneConfig, TrainConfig
+    from bertdistill.training.guards import GuardConfig
     from bertdistill.training.finetune import finetune
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
@@ -206,5 +215,6 @@ def command(
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
                               pkd_projection=pkd_projection, terms=term_weights(term), match_layers=match_layers,
                               relation_heads=relation_heads),
+        dev_fraction=0.0 if no_eval else dev_fraction, guards=GuardConfig(strict=strict),
         overwrite=overwrite, resume=resume)
     finetune(config)

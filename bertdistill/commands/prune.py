@@ -19,8 +19,9 @@ plain Hugging Face directory of the source's class (base encoder or classifier) 
 and prune_report.json (kept indices, scores, params and FLOPs before/after, data fingerprint).
 
 Example:
-  bertdistill prune --data ../shared/datasets/wikiqa/WikiQA-train.txt --columns query,passage,label
-      --limit 2000 --layers 3 --layer-map skip --hidden 256 --heads 8 --ffn 1024 --output students/pruned
+  bertdistill prune --data ../shared/datasets/wikiqa/WikiQA-train.txt --columns query,passage,label \\
+      --limit 2000 --layers 3 --layer-map skip --hidden 256 --heads 8 --ffn 1024 \\
+      --output students/pruned
 """
 
 

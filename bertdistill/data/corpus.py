@@ -83,10 +83,10 @@ class CorpusReport:
         if self.mine != "none":
             ex = self.excluded
             parts = ", ".join(f"{n:,} {origin}" for origin, n in self.origins.items() if n)
+            excluded = (f"; excluded {ex['queries']:,} queries, {ex['passages']:,} passages and {ex['pairs']:,} "
+                        f"original pairs matching {ex['texts']:,} texts of --exclude files") if ex.get("texts") else ""
             return (f"corpus ({self.mine}): {self.total_pairs:,} pairs ({parts}) for {self.queries:,} queries over "
-                    f"a pool of {self.passages:,} passages in {self.seconds:.1f}s; excluded "
-                    f"{ex.get('queries', 0):,} queries, {ex.get('passages', 0):,} passages and {ex.get('pairs', 0):,} "
-                    f"original pairs matching {ex.get('texts', 0):,} texts of --exclude files; "
+                    f"a pool of {self.passages:,} passages in {self.seconds:.1f}s{excluded}; "
                     f"{self.queries_short:,} queries got fewer than top-k new pairs")
         kept = self.originals_written
         factor = self.total_pairs / max(self.original_pairs, 1)

@@ -320,7 +320,7 @@ def _query_rows(qi: int, config: CorpusConfig, inputs: _Inputs, retriever, token
 def _top(scores: np.ndarray, blocked: set[int], n: int) -> list[tuple[int, str, float, int]]:
     """The ``n`` best-scoring passages outside ``blocked`` with a score above 0, best first.
 
-    Ties are broken by pool order. Ranks count the pool passages scoring strictly higher.
+    Equal scores keep pool order (among the candidates); ranks count the pool passages scoring strictly higher.
     """
     size = len(scores)
     m = min(size, n + len(blocked) + 1)

@@ -170,7 +170,8 @@ def _iter_lines(source: TextSource, role: str, delimiter: str) -> Iterator[str]:
             elif "\t" in line:
                 if role != "exclude":
                     raise UserError(f"line {lineno} holds tabs: this is a tab-separated file, not one text per line",
-                                    source.describe(), "pick a field with FILE:N (e.g. FILE:2), or a column FILE:NAME if it has a header")
+                                    source.describe(),
+                                    "pick a field with FILE:N (e.g. FILE:2), or a column FILE:NAME if it has a header")
                 for part in line.split("\t"):
                     if not _NUMBER.fullmatch(part.strip()):
                         yield part

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
 from bertdistill.student.config import StudentConfig  # noqa: F401  (part of the run configs)
+from bertdistill.training.guards import GuardConfig
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TEACHER_MODES = ("heads", "avg")
@@ -150,6 +151,10 @@ class FinetuneConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    dev_fraction: float = 0.1
+    """Without eval data: share of the training rows held out as a dev set (whole queries for ranking data;
+    at most 2,000 rows; none below 200 training rows); 0 = no evaluation (--no-eval)."""
+    guards: GuardConfig = field(default_factory=GuardConfig)
     overwrite: bool = False
     resume: bool = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bertdistill.errors import UserError
 from bertdistill.training.config import FinetuneConfig
+from bertdistill.training.guards import DEV_MIN_TRAIN_ROWS
 from bertdistill.training.loop import TrainResult, train
 
 
@@ -35,10 +36,24 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
             raise UserError("--eval-labels needs --eval-data", None, "give the eval data the store was made from")
         eval_store = LabelStore.open(config.eval_labels)
         eval_store.check_data(eval_data, "eval data")
+    held_out, note = 0.0, None
+    if eval_data is None and config.dev_fraction > 0 and train_data.has_labels:
+        if train_data.num_rows >= DEV_MIN_TRAIN_ROWS:
+            held_out = config.dev_fraction
+        else:
+            note = (f"{train_data.num_rows} training rows are too few for a dev split (needs {DEV_MIN_TRAIN_ROWS}); "
+                    "training without evaluation")
     run = setup.prepare_run(config=config, command="finetune", teachers=teachers, train_data=train_data,
                             label_names=label_names, labeled=train_data.has_labels, eval_data=eval_data,
-                            eval_labels=eval_store)
+                            eval_labels=eval_store, held_out_fraction=held_out)
+    if run.eval_set is not None and run.eval_set.name == "dev":
+        note = (f"dev split: {len(run.eval_set.data)} of {train_data.num_rows} training rows held out for "
+                "evaluation (--no-eval to train on all)")
+    run.notes = [note] if note else []
     result = train(config.train, run, show_progress=show_progress)
     if show_progress:
         setup.print_summary(result, "finetune")
+    if result.warnings and config.guards.strict:
+        raise UserError(f"the student failed {len(result.warnings)} check(s): {result.warnings[0]}", str(result.output),
+                        "see the warnings in training_record.json; change the options, or drop --strict")
     return result

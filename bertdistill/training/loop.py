@@ -68,6 +68,8 @@ class EvalSet:
     labels: np.ndarray | None = None
     groups: list | None = None
     teacher_logits: list[np.ndarray] | None = None
+    name: str = "eval"
+    """``dev`` for rows held out of the training data."""
 
 
 @dataclass
@@ -81,6 +83,8 @@ class Run:
     save_model: Callable[[object, Path], None]
     """save_model(student, directory) writes a model directory."""
     write_extras: Callable[[Path, "TrainResult"], None] | None = None
+    check_result: Callable[["TrainResult"], list[str]] | None = None
+    """Checks of the kept model's last evaluation; each failure is a warning line in the result."""
     teachers: object = None
     """The teacher source (label store or online models), or None for plain fine-tuning."""
     best_metric: str | None = None
@@ -88,6 +92,8 @@ class Run:
     """The run's settings; a resumed run must match them."""
     resume: bool = False
     overwrite: bool = False
+    notes: list[str] = field(default_factory=list)
+    """Lines shown when training starts (after every check has passed)."""
 
 
 @dataclass
@@ -103,6 +109,9 @@ class TrainResult:
     examples_per_second: float = 0.0
     stopped_by: str = "done"
     final_loss: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    dev_report: dict | None = None
+    """The kept student's metrics on the dev/eval set next to the majority baseline and the teachers'."""
 
 
 def _move(batch: dict, device) -> dict:
@@ -180,6 +189,8 @@ def evaluate(accelerator, module, eval_set: EvalSet, batch_size: int) -> dict:
     if eval_set.labels is not None:
         metrics.update(compute_metrics(eval_set.kind, eval_set.label_names, eval_set.labels, mean_logits,
                                        eval_set.groups))
+        counts = np.bincount(mean_logits.argmax(-1), minlength=mean_logits.shape[-1])
+        metrics["predicted_class_share"] = float(counts.max() / max(1, counts.sum()))
     kd = inner.objective.term("kd")
     if eval_set.teacher_logits is not None and kd is not None:
         teachers = torch.from_numpy(np.stack(eval_set.teacher_logits))
@@ -363,6 +374,11 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
         _check_weights(module, state["step"])
         checkpoints.save(state, scheduler)
 
+    if main and show_progress:
+        from bertdistill.ui import err_console
+
+        for note in run.notes:
+            err_console.print(f"note: {note}", soft_wrap=True)
     bar = _Progress(main and show_progress, total, state["step"])
 
     def run_eval(epoch_end: bool) -> None:
@@ -444,6 +460,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
                          evaluations=state["evaluations"], train_seconds=round(state["elapsed"], 2),
                          examples_per_second=round(state["examples"] / max(state["elapsed"], 1e-9), 2),
                          stopped_by=stopped_by, final_loss=loss_ema)
+    if run.check_result is not None:
+        result.warnings = run.check_result(result)
     publish(accelerator, run, best, state, result, config.keep_checkpoints or stopped_by != "done")
     return result
 

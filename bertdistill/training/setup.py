@@ -88,8 +88,21 @@ def write_record(directory: Path, command: str, config, result, data_fp: dict, t
 
 
 def print_summary(result, title: str) -> None:
-    from bertdistill.ui import console, print_table
+    from bertdistill.ui import console, err_console, print_table
 
+    report = result.dev_report
+    if report:
+        metrics = [k for k in ("accuracy", "f1", "f1_macro", "map", "mrr", "teacher_agreement",
+                               "predicted_class_share") if k in report["student"]]
+        rows = [{"model": f"student (step {report['student']['step']})",
+                 **{k: report["student"][k] for k in metrics}},
+                {"model": "majority class", **{k: report["majority_baseline"].get(k, "") for k in metrics}}]
+        rows += [{"model": f"teacher {name}", **{k: m.get(k, "") for k in metrics}}
+                 for name, m in report["teachers"].items()]
+        print_table(rows, ["model", *metrics], title=f"{title}: the kept model on the {report['set']} set "
+                                                     f"({report['rows']} rows)")
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", soft_wrap=True)
     if result.evaluations:
         keys = [k for k in result.evaluations[-1] if k not in ("epoch_end", "queries_scored",
                                                                "queries_without_positive")]
@@ -151,8 +164,8 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                 eval_labels=None, held_out_fraction: float = 0.0, default_best: str | None = None):
     """A ``loop.Run`` for either stage: student with one head per teacher (TMKD) or one, objective, sets, record.
 
-    ``held_out_fraction`` > 0 (stage 1 without --eval-data) holds out a seeded share of the training
-    rows, evaluated against the teachers' outputs.
+    ``held_out_fraction`` > 0 (no eval data) holds out a seeded share of the training rows (whole queries
+    for ranking data): a dev set with gold labels when the data has them, and the teachers' outputs.
     """
     from bertdistill.data.tokenize import check_max_length
     from bertdistill.metrics import main_metric
@@ -186,16 +199,8 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                            teacher_logits=teacher_logits)
         data_fp["eval"] = eval_data.fingerprint()
     elif held_out_fraction > 0:
-        from bertdistill.training.pretrain import split_rows
-
-        train_rows, eval_rows = split_rows(len(encoded), held_out_fraction, config.train.seed)
-        if len(eval_rows):
-            eval_set = EvalSet(TrainSet(encoded.select(eval_rows), pad), train_data.kind, label_names,
-                               teacher_logits=teachers.eval_logits(rows=eval_rows) if teachers.kind == "store"
-                               else None)
-            data_fp["eval"] = {"held_out_rows": len(eval_rows), "fraction": held_out_fraction,
-                               "seed": config.train.seed}
-            encoded = encoded.select(train_rows)
+        eval_set, encoded, data_fp["eval"] = _held_out(encoded, train_data, held_out_fraction, config.train.seed,
+                                                       label_names, teachers, pad, dev=labeled)
     train_set = TrainSet(encoded, pad, teachers)
     best = config.train.best_metric or default_best
     if best is None and eval_set is not None:
@@ -212,8 +217,61 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     def extras(directory: Path, result) -> None:
         write_record(directory, command, config, result, data_fp, teachers, student_info, objective_info)
 
+    def check_result(result) -> list[str]:
+        return _check_student(result, eval_set, teachers, getattr(config, "guards", None), best)
+
     return Run(module=DistillationModule(student, objective), train_set=train_set, eval_set=eval_set,
-               output=Path(config.output), save_model=save_model, write_extras=extras, teachers=teachers,
+               output=Path(config.output), save_model=save_model, write_extras=extras,
+               check_result=check_result if eval_set is not None and eval_set.labels is not None else None,
+               teachers=teachers,
                best_metric=best, fingerprint={**run_fingerprint(config), "inputs": _input_identity(data_fp, teachers)},
                resume=config.resume,
                overwrite=config.overwrite)
+
+
+def _held_out(encoded, data, fraction: float, seed: int, label_names, teachers, pad, dev: bool):
+    """(EvalSet, the remaining training rows, its description) for rows held out of the training data.
+
+    ``dev``: a labeled dev split (whole queries, at most 2,000 rows); else a stage-1 share of the corpus.
+    """
+    from bertdistill.training.guards import dev_split
+    from bertdistill.training.loop import EvalSet, TrainSet
+    from bertdistill.training.pretrain import split_rows
+
+    groups = data.column("group") if data.has_groups and dev else None
+    if not 0 < fraction < 1:
+        raise UserError(f"held-out fraction {fraction} must be in [0, 1)", "--dev-fraction", "use e.g. 0.1")
+    if dev:
+        train_rows, dev_rows = dev_split(len(encoded), fraction, seed, groups)
+    else:
+        train_rows, dev_rows = split_rows(len(encoded), fraction, seed)
+    if len(dev_rows) == 0 or len(train_rows) == 0:
+        raise UserError(f"{len(encoded)} rows are too few to hold out {fraction:.0%}", "--dev-fraction",
+                        "use more training data, or --no-eval")
+    labels = np.asarray(data.dataset["label"])[dev_rows] if data.has_labels and dev else None
+    eval_set = EvalSet(TrainSet(encoded.select(dev_rows), pad), data.kind, label_names, labels=labels,
+                       groups=[groups[i] for i in dev_rows] if groups is not None else None,
+                       teacher_logits=teachers.eval_logits(rows=dev_rows)
+                       if teachers is not None and teachers.kind == "store" else None, name="dev" if dev else "held-out")
+    described = {"held_out_rows": int(len(dev_rows)), "fraction": fraction, "seed": seed}
+    if dev:
+        described["whole_queries"] = groups is not None
+    return eval_set, encoded.select(train_rows), described
+
+
+def _check_student(result, eval_set, teachers, guards, main: str | None) -> list[str]:
+    """Warnings about the kept student on the dev/eval set (collapse, below baseline, far below teachers)."""
+    from bertdistill.training.guards import GuardConfig, check_student, majority_baseline, teacher_metrics
+
+    guards = guards or GuardConfig()
+    if not result.evaluations or main is None:
+        return []
+    kept = next((e for e in result.evaluations if e["step"] == result.best_step), result.evaluations[-1])
+    baseline = majority_baseline(eval_set.kind, eval_set.label_names, eval_set.labels, eval_set.groups)
+    per_teacher = {}
+    if teachers is not None and eval_set.teacher_logits is not None:
+        per_teacher = teacher_metrics(eval_set.kind, eval_set.label_names, eval_set.labels, eval_set.teacher_logits,
+                                      teachers.names, eval_set.groups)
+    result.dev_report = {"set": eval_set.name, "rows": len(eval_set.labels), "student": kept,
+                         "majority_baseline": baseline, "teachers": per_teacher}
+    return check_student(kept, main, baseline, per_teacher, guards, distilled=teachers is not None)

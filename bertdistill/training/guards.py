@@ -1,0 +1,99 @@
+"""A dev split held out of the training data, and the checks that catch a student that learned nothing.
+
+With no eval data, ``finetune`` holds out a deterministic dev split (whole queries for ranking data,
+so no query is on both sides), evaluates on it during training and keeps the best checkpoint. After
+training, the kept student is checked on that dev set; each failed check is one warning line, stored
+in ``training_record.json`` (and an error with ``--strict``):
+
+* it predicts one class for ≥ ``collapse_share`` of the dev rows;
+* its main metric is below the majority baseline (accuracy/F1 tasks);
+* a distilled student's main metric is below the best teacher's by more than ``teacher_margin``;
+* its argmax agreement with the teachers is below ``min_teacher_agreement``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEV_MIN_TRAIN_ROWS = 200
+"""Below this many training rows no dev split is held out (a few rows give no usable signal)."""
+
+
+@dataclass
+class GuardConfig:
+    """Thresholds of the post-training checks."""
+
+    collapse_share: float = 0.95
+    teacher_margin: float = 0.10
+    min_teacher_agreement: float = 0.75
+    strict: bool = False
+    """Fail (exit 2) when a check fails, after writing the model and its record."""
+
+
+def dev_split(n: int, fraction: float, seed: int, groups: list | None = None,
+              max_rows: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, dev rows): a seeded ``fraction`` (at most ``max_rows``), whole groups when ``groups``."""
+    rng = np.random.default_rng(seed)
+    want = min(max_rows, max(1, int(round(fraction * n))))
+    if groups is None:
+        dev = np.sort(rng.permutation(n)[:want])
+    else:
+        codes = {}
+        ids = np.array([codes.setdefault(g, len(codes)) for g in groups])
+        order = rng.permutation(len(codes))
+        sizes = np.bincount(ids, minlength=len(codes))
+        taken, chosen = 0, []
+        for g in order:
+            if taken >= want or len(chosen) >= len(codes) - 1:
+                break
+            chosen.append(g)
+            taken += sizes[g]
+        dev = np.sort(np.flatnonzero(np.isin(ids, chosen)))
+    mask = np.ones(n, dtype=bool)
+    mask[dev] = False
+    return np.flatnonzero(mask), dev
+
+
+def majority_baseline(kind: str, label_names, labels: np.ndarray, groups=None) -> dict:
+    """The metrics of always answering the dev set's most frequent class."""
+    from bertdistill.metrics import compute_metrics
+
+    majority = int(np.bincount(labels, minlength=len(label_names)).argmax())
+    logits = np.zeros((len(labels), len(label_names)), dtype=np.float32)
+    logits[:, majority] = 1.0
+    metrics = compute_metrics(kind, label_names, labels, logits, groups)
+    if kind == "ranking":  # a constant score ranks candidates in input order: not a baseline worth showing
+        metrics = {k: v for k, v in metrics.items() if k not in ("map", "mrr")}
+    return metrics
+
+
+def teacher_metrics(kind: str, label_names, labels: np.ndarray, teacher_logits: list[np.ndarray],
+                    names: list[str], groups=None) -> dict[str, dict]:
+    from bertdistill.metrics import compute_metrics
+
+    return {name: compute_metrics(kind, label_names, labels, lg, groups) for name, lg in zip(names, teacher_logits)}
+
+
+def check_student(metrics: dict, main: str, baseline: dict, teachers: dict[str, dict], guards: GuardConfig,
+                  distilled: bool) -> list[str]:
+    """One warning line per failed check of the kept student's dev metrics."""
+    warnings = []
+    share = metrics.get("predicted_class_share")
+    if share is not None and share >= guards.collapse_share:
+        warnings.append(f"the student predicts one class for {share:.0%} of the dev rows (collapsed)")
+    value = metrics.get(main)
+    if value is not None and main in baseline and value < baseline[main]:
+        warnings.append(f"dev {main} {value:.4f} is below the majority baseline {baseline[main]:.4f}")
+    if distilled and value is not None and teachers:
+        best_name, best = max(((n, m.get(main)) for n, m in teachers.items() if m.get(main) is not None),
+                              key=lambda x: x[1], default=(None, None))
+        if best is not None and value < best - guards.teacher_margin:
+            warnings.append(f"dev {main} {value:.4f} is more than {guards.teacher_margin:.2f} below "
+                            f"teacher {best_name!r} ({best:.4f})")
+    agreement = metrics.get("teacher_agreement")
+    if distilled and agreement is not None and agreement < guards.min_teacher_agreement:
+        warnings.append(f"the student agrees with the teachers on {agreement:.0%} of the dev rows "
+                        f"(below {guards.min_teacher_agreement:.0%})")
+    return warnings
