@@ -166,7 +166,7 @@ EXPECTED_MODEL_TYPES = {
     "name": str, "path": str, "backend": str, "label_names": list, "params": int, "size_bytes": int,
     "metrics": dict, "latency_ms": dict, "throughput_ex_s": dict, "padded_len_mean": dict,
     "speedup_vs_baseline": float, "latency_speedup_vs_baseline": float, "retention_vs_baseline": float,
-    "is_baseline": bool,
+    "is_baseline": bool, "flops_per_example": float,
 }
 EXPECTED_TOP_TYPES = {
     "schema": str, "schema_version": int, "created": str, "machine": dict, "settings": dict, "data": dict,
@@ -204,7 +204,7 @@ def test_json_schema_is_stable(bench_result, tmp_path):
 def test_markdown_table(bench_result):
     text = to_markdown(bench_result)
     lines = text.splitlines()
-    assert lines[0].startswith("| model | backend | params | size MB | acc | F1 | MAP | MRR |")
+    assert lines[0].startswith("| model | backend | params | GFLOPs/ex | size MB | acc | F1 | MAP | MRR |")
     assert lines[1].startswith("|---|---|---:|")
     rows = [line for line in lines if line.startswith("| student") or line.startswith("| teacher")]
     assert len(rows) == 5 and rows[0].startswith("| teacher (baseline) |")
@@ -332,3 +332,24 @@ def test_bench_minilm_vs_three_layer_copy_on_wikiqa(tmp_path):
     assert set(by_name) == {"minilm-6l", "minilm-3l"}
     assert doc["data"]["rows"] == 64 and doc["data"]["kind"] == "ranking"
     assert by_name["minilm-3l"]["params"] < by_name["minilm-6l"]["params"]
+
+
+def test_bench_reports_flops_per_example_at_real_lengths(tmp_path):
+    from bertdistill.bench import BenchConfig, run_bench
+    from bertdistill.data.sources import DataSpec
+    from bertdistill.flops import flops_per_example
+    from bertdistill.inference import load_scorer
+    from bertdistill.inference.batches import encode_rows
+
+    big = make_tiny_bert(tmp_path / "big", layers=4)
+    small = make_tiny_bert(tmp_path / "small", layers=2)
+    data = write_toy_pairs(tmp_path / "d.tsv", n=24)
+    result = run_bench(BenchConfig(models=[f"big={big}", f"small={small}"], data=DataSpec(path=str(data)),
+                                   batch_sizes=[4], warmup=1, repeats=2, max_length=32), show_progress=False)
+    scorer = load_scorer(str(big), "torch")
+    rows = [line.split("\t") for line in data.read_text().splitlines()[1:]]
+    lengths = encode_rows(scorer.tokenizer, [r[0] for r in rows], [r[1] for r in rows], 32).lengths
+    expected = flops_per_example(scorer.config, lengths, num_labels=2)
+    assert result.model("big").flops_per_example == pytest.approx(expected)
+    # same width, half the layers: the encoder part halves, pooler and classifier stay
+    assert result.model("small").flops_per_example < 0.6 * expected

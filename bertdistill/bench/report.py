@@ -36,7 +36,7 @@ def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     """Column titles and formatted cells shared by the terminal and Markdown tables."""
     lat_bs = result.settings["batch_sizes"][0]
     top_bs = result.settings["batch_sizes"][-1]
-    columns = ["model", "backend", "params", "size MB"]
+    columns = ["model", "backend", "params", "GFLOPs/ex", "size MB"]
     columns += [METRIC_TITLES.get(m, m) for m in result.metric_names]
     columns += [f"p50 ms (b{lat_bs})", f"p95 ms (b{lat_bs})"]
     columns += [f"ex/s (b{b})" for b in result.settings["batch_sizes"]]
@@ -44,7 +44,8 @@ def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     rows = []
     for m in result.models:
         name = m.name + (" (baseline)" if m.is_baseline else "")
-        cells = [name, m.backend, _params(m.params), _mb(m.size_bytes)]
+        cells = [name, m.backend, _params(m.params),
+                 "-" if m.flops_per_example is None else f"{m.flops_per_example / 1e9:.3f}", _mb(m.size_bytes)]
         cells += [_num(m.metrics.get(k)) for k in result.metric_names]
         cells += [_num(m.latency_ms.get("p50"), 1), _num(m.latency_ms.get("p95"), 1)]
         cells += [_num(m.throughput_ex_s.get(str(b)), 1) for b in result.settings["batch_sizes"]]

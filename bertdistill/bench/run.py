@@ -111,6 +111,8 @@ class ModelResult:
     latency_speedup_vs_baseline: float | None
     retention_vs_baseline: float | None
     is_baseline: bool
+    flops_per_example: float | None = None
+    """Analytic FLOPs per example at the data's real token lengths (``bertdistill.flops``); None if not BERT-shaped."""
 
 
 @dataclass
@@ -212,6 +214,19 @@ def machine_info(threads: int) -> dict[str, Any]:
             "numpy": np.__version__, "bertdistill": __version__}
 
 
+def _flops(scorer, text_a, text_b, max_length: int, fixed: bool) -> float | None:
+    """Mean FLOPs per example at the model's own token lengths of the data (or the fixed --seq-len)."""
+    from bertdistill.flops import flops_per_example
+    from bertdistill.inference.batches import encode_rows
+
+    try:
+        lengths = ([max_length] if fixed else
+                   encode_rows(scorer.tokenizer, text_a, text_b, max_length, input_names=("input_ids",)).lengths)
+        return float(flops_per_example(scorer.config, lengths, num_labels=len(scorer.label_names)))
+    except (AttributeError, TypeError, ValueError):  # not a BERT-shaped config
+        return None
+
+
 def _ratio(num: float | None, den: float | None) -> float | None:
     if num is None or den is None or not math.isfinite(num) or not math.isfinite(den) or den == 0:
         return None
@@ -294,7 +309,9 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
             params = _count_onnx_params(scorer.onnx_file)
         results.append(ModelResult(
             name=spec.name, path=str(spec.path), backend=scorer.backend, label_names=list(scorer.label_names),
-            params=params, size_bytes=int(scorer.size_on_disk()), metrics=metrics[k],
+            params=params, flops_per_example=_flops(scorer, text_a, text_b, config.seq_len or config.max_length,
+                                                    fixed=config.seq_len is not None),
+            size_bytes=int(scorer.size_on_disk()), metrics=metrics[k],
             latency_ms={"batch_size": latency_bs, "p50": t_lat.percentile_ms(50),
                         "p95": t_lat.percentile_ms(95), "mean": t_lat.mean_ms},
             throughput_ex_s={str(b): timings[b][spec.name].throughput for b in batch_sizes},

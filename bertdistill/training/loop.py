@@ -25,9 +25,10 @@ import torch
 
 from bertdistill.data.tokenize import MODEL_INPUTS, length_grouped_batches, pad_batch, sorted_batches
 from bertdistill.errors import UserError
-from bertdistill.io import atomic_dir, check_writable_parent, is_complete, output_lock, read_json  # noqa: F401
-from bertdistill.training.checkpoints import (BEST, CHECKPOINTS, STATE_FILE, BestTracker,  # noqa: F401
-                                              CheckpointManager, latest_checkpoint, lower_is_better)
+from bertdistill.io import atomic_dir, check_writable_parent, is_complete, output_lock
+from bertdistill.io import read_json  # noqa: F401  (with STATE_FILE: how callers read a checkpoint's state)
+from bertdistill.training.checkpoints import (CHECKPOINTS, STATE_FILE, BestTracker,  # noqa: F401
+                                              CheckpointManager, latest_checkpoint)
 from bertdistill.training.config import TrainConfig
 from bertdistill.training.objective import DistillationModule
 
