@@ -180,3 +180,22 @@ def test_resume_relabels_a_shard_that_fails_its_checksum(teacher, tmp_path):
     arrow.write_bytes(bytes(raw))
     assert not writer.has_shard(span)
     assert writer.has_shard(ShardSpan(0, 0, 10))
+
+
+def test_finetune_disk_full_ends_with_one_line_and_publishes_nothing(teacher, tmp_path, monkeypatch):
+    """Training prints progress on stderr, so the error is its last line; no model looks finished."""
+    from bertdistill import io
+
+    def disk_full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(io, "mark_complete", disk_full)
+    data = write_toy_pairs(tmp_path / "pairs.tsv", n=16)
+    out = tmp_path / "s"
+    result = run_cli("finetune", "--data", data, "--model", teacher, "--output", out, "--max-steps", "2",
+                     "--batch-size", "8", "--max-length", "32", "--no-eval")
+    assert result.code == 2 and "Traceback" not in result.err
+    last = [line for line in result.err.splitlines() if line.strip()][-1]
+    assert last.startswith("error: ") and "No space left on device" in last and "free on that disk" in last
+    assert not io.is_complete(out) and not list(out.rglob("*.safetensors")) if out.exists() else True
+    assert not [p for p in tmp_path.glob(".s*") if (p / ".complete").exists()]
