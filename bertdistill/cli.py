@@ -62,6 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # disk full, read-only, I/O error... while writing: one line, exit 2
+        from bertdistill.io import os_error_as_user_error
+
+        error = os_error_as_user_error(exc)
+        if error is None or debug:
+            raise
+        typer.echo(f"error: {error.line()}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

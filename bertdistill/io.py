@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -42,13 +44,127 @@ def check_writable_parent(path: Path) -> None:
 
 
 def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse to replace an existing artifact unless ``overwrite`` is set; check the parent is writable."""
+    """Refuse to replace an existing artifact unless ``overwrite`` is set; check the parent is writable.
+
+    With ``overwrite`` only something bertdistill made is replaced (see ``check_replaceable``).
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise UserError("output path already exists", str(path),
                         "pass --overwrite to replace it, or choose another path")
+    if overwrite:
+        check_replaceable(path)
     check_writable_parent(path)
     return path
+
+
+# -- what --overwrite may replace -----------------------------------------------------------------
+# A folder is replaceable when it is a finished bertdistill artifact (``.complete``), an unfinished
+# training run (only ``checkpoints/`` and hidden temporaries in it), or empty. A file is replaceable when
+# bertdistill wrote it: every output file gets a hidden sidecar ``.<name>.bertdistill`` holding the
+# file's size and modification time, so a file the user put there later (same name) is not mistaken
+# for ours.
+
+def written_marker(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.bertdistill")
+
+
+def mark_written(path: str | os.PathLike, command: str = "") -> None:
+    """Record that bertdistill wrote the file ``path`` (so a later ``--overwrite`` may replace it)."""
+    path = Path(path)
+    st = path.stat()
+    marker = written_marker(path)
+    marker.write_text(json.dumps({"written_by": f"bertdistill {command}".strip(), "size": st.st_size,
+                                  "mtime_ns": st.st_mtime_ns}) + "\n", encoding="utf-8")
+
+
+def is_bertdistill_file(path: str | os.PathLike) -> bool:
+    """Whether the file ``path`` is one bertdistill wrote (its marker matches its size and time)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+        info = json.loads(written_marker(path).read_text(encoding="utf-8"))
+        return info.get("size") == st.st_size and info.get("mtime_ns") == st.st_mtime_ns
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def is_replaceable_dir(path: Path) -> bool:
+    if is_complete(path):
+        return True
+    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    return all(p.name == "checkpoints" and p.is_dir() for p in entries)
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """Refuse ``--overwrite`` of something bertdistill did not make."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    fix = "choose another output path (--overwrite replaces only bertdistill outputs and empty folders)"
+    if path.is_dir():
+        if not is_replaceable_dir(path):
+            raise UserError("output folder is not a bertdistill artifact (no .complete marker) and not empty",
+                            str(path), fix)
+    elif not is_bertdistill_file(path):
+        raise UserError("output file was not written by bertdistill", str(path), fix)
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool) -> Path:
+    """An output file (--json, --markdown, --plot, predictions, sidecars): never a folder, never replaced
+    without ``overwrite``, and with it only when bertdistill wrote it; the parent must be writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError("output is a folder", str(path), "name an output file")
+    if path.exists():
+        if not overwrite:
+            raise UserError("output file already exists", str(path),
+                            "pass --overwrite to replace it, or choose another path")
+        check_replaceable(path)
+    check_writable_parent(path)
+    return path
+
+
+# -- outputs never touch inputs ---------------------------------------------------------------------
+
+def input_paths(*values: Any) -> list[Path]:
+    """The local paths among ``values`` (None, hub ids and ``NAME=PATH[:BACKEND]`` forms are handled)."""
+    out: list[Path] = []
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            out.extend(input_paths(*value))
+            continue
+        text = str(value)
+        candidates = [text]
+        if "=" in text:
+            candidates.append(text.split("=", 1)[1])
+        candidates += [c.rsplit(":", 1)[0] for c in list(candidates) if ":" in c]
+        for cand in candidates:
+            if cand and os.path.exists(cand):
+                out.append(Path(cand))
+                break
+    return out
+
+
+def check_not_inputs(outputs: Any, inputs: Any) -> None:
+    """Refuse an output that equals, contains or sits inside an input (data file, model, label store)."""
+    outs = [Path(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs]) if o is not None]
+    for out in outs:
+        o = out.resolve()
+        for inp in input_paths(inputs):
+            i = inp.resolve()
+            if o == i:
+                what = f"output is the input {inp}"
+            elif o in i.parents:
+                what = f"output folder contains the input {inp}"
+            elif i in o.parents:
+                what = f"output would sit inside the input {inp}"
+            else:
+                continue
+            raise UserError(what, str(out), "choose an output path outside every input (data, models, label stores)")
 
 
 @contextlib.contextmanager
@@ -129,6 +245,41 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+# errno values that mean "the output could not be written" (disk full, quota, read-only, I/O, permission).
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+
+
+def free_space(path: str | os.PathLike | None) -> str:
+    """Free space on the disk holding ``path`` (its nearest existing folder), e.g. ``"1.2 GB"``; "?" if unknown."""
+    p = Path(path or ".").absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        free = shutil.disk_usage(p).free
+    except OSError:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if free < 1024 or unit == "TB":
+            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
+        free /= 1024
+    return "?"
+
+
+def os_error_as_user_error(exc: BaseException) -> UserError | None:
+    """An OS error while writing (disk full, quota, read-only, I/O, permission) as one user line; else None."""
+    if not isinstance(exc, OSError):
+        return None
+    no_space = "No space left on device" in str(exc)
+    if exc.errno not in _OUTPUT_ERRNOS and not no_space:
+        return None
+    where = exc.filename or "output"
+    reason = exc.strerror or ("No space left on device" if no_space else str(exc))
+    fix = ("free some disk space (or choose an output on another disk) and run the same command again"
+           if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or no_space
+           else "check the output folder's permissions and disk, then run the same command again")
+    return UserError(f"cannot write ({reason}; {free_space(exc.filename)} free on that disk)", str(where), fix)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -145,12 +296,14 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return obj.item()
+        return to_jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # JSON has no NaN/inf: written as null, never as the invalid token NaN
     return obj
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

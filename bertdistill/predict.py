@@ -25,7 +25,7 @@ import numpy as np
 
 from bertdistill.data.sources import DataSpec, TaskData, load_task_data
 from bertdistill.errors import UserError
-from bertdistill.io import check_writable_parent
+from bertdistill.io import check_not_inputs, check_output_file, input_paths, mark_written
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".txt": "tsv"}
 RESERVED = ("index", "group", "rank", "prediction", "gold", "score", "probabilities")
@@ -61,6 +61,8 @@ class PredictSummary:
     seconds: float
     examples_per_second: float
     metrics: dict[str, Any] | None = None
+    dropped: int = 0
+    """Rows whose gold label is in the drop list (SNLI's "-"): predicted, gold left empty, not in the metrics."""
 
 
 def _output_format(path: Path) -> str:
@@ -76,12 +78,17 @@ def ranked_path(output: str | os.PathLike) -> Path:
     return p.with_name(f"{p.stem}.ranked{p.suffix}")
 
 
-def _check_output(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise UserError("output file already exists", str(path), "pass --overwrite to replace it, or choose another path")
+def config_path(output: str | os.PathLike) -> Path:
+    """The config sidecar of ``output``: ``preds.jsonl`` → ``preds.jsonl.config.json``."""
+    p = Path(output)
+    return p.with_name(p.name + ".config.json")
+
+
+def _check_output(path: Path, overwrite: bool, inputs: list) -> None:
+    check_not_inputs(path, inputs)
     if path.is_dir():
         raise UserError("output is a folder", str(path), "name an output file ending in .jsonl or .tsv")
-    check_writable_parent(path)
+    check_output_file(path, overwrite)
 
 
 @contextlib.contextmanager
@@ -153,7 +160,8 @@ def _label_names_for(scorer, data_spec: DataSpec) -> tuple[TaskData, list[str]]:
     """Load the data with the model's label order, so gold ids and logits columns agree."""
     model_names = list(scorer.label_names)
     generic = all(n == f"LABEL_{i}" for i, n in enumerate(model_names))
-    data = load_task_data(data_spec, label_names=None if generic else model_names)
+    # Rows with a dropped label (SNLI's "-") are kept, unlabeled: every input row gets a prediction.
+    data = load_task_data(data_spec, label_names=None if generic else model_names, keep_dropped=True)
     names = model_names
     if generic and data.has_labels and len(data.label_names) == len(model_names):
         names = list(data.label_names)  # an unnamed head: the data's own label names are the best guess
@@ -175,7 +183,9 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
         raise UserError("no output file given", None, "pass --output preds.jsonl (or .tsv)")
     output = Path(config.output)
     fmt = _output_format(output)
-    _check_output(output, config.overwrite)
+    inputs = input_paths(config.model, config.data.path)
+    _check_output(output, config.overwrite, inputs)
+    _check_output(config_path(output), config.overwrite, inputs)
     for value, option in ((config.batch_size, "--batch-size"), (config.chunk_rows, "--chunk-rows")):
         if value < 1:
             raise UserError(f"{option} {value} must be at least 1", None, f"use {option} 1 or more")
@@ -191,7 +201,7 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
     data, label_names = _label_names_for(scorer, config.data)
     ranked = data.kind == "ranking" and data.has_groups
     if ranked:
-        _check_output(ranked_path(output), config.overwrite)
+        _check_output(ranked_path(output), config.overwrite, inputs)
     text_fields = _text_fields(data, config.include_text)
     gold_names = data.label_names if data.has_labels else None
 
@@ -223,14 +233,21 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
 
     metrics = None
     if data.has_labels:
+        gold = data.column("label")
+        keep = np.array([g is not None for g in gold], dtype=bool)
         groups = data.column("group") if data.has_groups else None
-        metrics = compute_metrics(data.kind, label_names, data.column("label"), logits_all, groups)
+        if keep.any():
+            metrics = compute_metrics(data.kind, label_names, [g for g in gold if g is not None], logits_all[keep],
+                                      [g for g, k in zip(groups, keep) if k] if groups is not None else None)
     seconds = time.perf_counter() - start
     summary = PredictSummary(output=str(output), ranked_output=str(ranked_out) if ranked_out else None, rows=n,
                              backend=scorer.backend, model=str(model), label_names=label_names, kind=data.kind,
                              seconds=round(seconds, 2), examples_per_second=round(n / max(seconds, 1e-9), 1),
-                             metrics=metrics)
-    save_config(config, output.with_name(output.name + ".config.json"))
+                             metrics=metrics, dropped=data.dropped)
+    save_config(config, config_path(output))
+    for path in (output, ranked_out, config_path(output)):
+        if path is not None:
+            mark_written(path, "predict")
     return summary
 
 
@@ -250,7 +267,14 @@ def _write_rows(writer: _RowWriter, chunk: TaskData, indices: range, text_fields
         if groups is not None:
             lead["group"] = groups[j]
         texts = [columns[c][j] for _, c in text_fields]
-        writer.write(lead, texts, probs[j], gold_names[labels[j]] if labels is not None else None)
+        writer.write(lead, texts, probs[j], _gold(gold_names, labels, j))
+
+
+def _gold(gold_names: list[str] | None, labels: list | None, j: int) -> str | None:
+    """Row ``j``'s gold label name; None (written empty) without labels or for a dropped label."""
+    if labels is None or labels[j] is None:
+        return None
+    return gold_names[labels[j]]
 
 
 def _write_ranked(path: Path, fmt: str, data: TaskData, text_fields: list[tuple[str, str]],
@@ -277,7 +301,7 @@ def _write_ranked(path: Path, fmt: str, data: TaskData, text_fields: list[tuple[
             for j, i in enumerate(idx):
                 lead = {"group": groups[i], "rank": ranks[begin + j], "index": i}
                 texts = [columns[c][j] for _, c in text_fields]
-                writer.write(lead, texts, probs[i], gold_names[labels[j]] if labels is not None else None)
+                writer.write(lead, texts, probs[i], _gold(gold_names, labels, j))
 
 
 def predict(config: PredictConfig) -> Path:

@@ -182,6 +182,101 @@ def student_config_unknown_key(tmp: Path) -> Path:
     return text_file(tmp, "student.json", json.dumps({"layers": 2, "hidden_size": 48}))
 
 
+# -- inputs for the safety cases (issue 19): outputs onto inputs, junk label sets, damaged stores --------
+
+def copy_file(src: Path, tmp: Path, name: str | None = None) -> Path:
+    return Path(shutil.copy(src, tmp / (name or src.name)))
+
+
+def data_in_folder(kit: Kit, tmp: Path) -> Path:
+    """A folder holding the user's data file (an output must never replace it)."""
+    folder = tmp / "d"
+    folder.mkdir()
+    copy_file(kit.train, folder)
+    return folder
+
+
+def copy_model(kit: Kit, tmp: Path) -> Path:
+    return Path(shutil.copytree(kit.teacher, tmp / "model"))
+
+
+def header_as_data(tmp: Path) -> Path:
+    """A file with a header, read with --columns: the header becomes row 1."""
+    rows = [f"what is the sea {i}\tthe sea is blue\t{i % 2}" for i in range(12)]
+    return text_file(tmp, "hdr.tsv", "query\tpassage\tlabel\n" + "\n".join(rows) + "\n")
+
+
+def label_forms(tmp: Path) -> Path:
+    rows = [f"what is the sea {i}\tthe sea is blue\t{('1', '1.0', '0')[i % 3]}" for i in range(12)]
+    return text_file(tmp, "forms.tsv", "query\tpassage\tlabel\n" + "\n".join(rows) + "\n")
+
+
+def nan_label(tmp: Path) -> Path:
+    rows = [f"what is the sea {i}\tthe sea is blue\t{i % 2}" for i in range(12)] + ["what is the sun\tthe sun\tNaN"]
+    return text_file(tmp, "nan.tsv", "query\tpassage\tlabel\n" + "\n".join(rows) + "\n")
+
+
+def one_class(tmp: Path) -> Path:
+    rows = [f"what is the sea {i}\tthe sea is blue\t1" for i in range(16)]
+    return text_file(tmp, "one.tsv", "query\tpassage\tlabel\n" + "\n".join(rows) + "\n")
+
+
+def store_short_shard_list(kit: Kit, tmp: Path) -> Path:
+    """meta.json edited: the shard list and row count no longer match the data the store was made from."""
+    store = copy_store(kit, tmp)
+    meta = json.loads((store / "meta.json").read_text())
+    meta["shards"][-1]["rows"] -= 4
+    meta["num_rows"] -= 4
+    (store / "meta.json").write_text(json.dumps(meta))
+    return store
+
+
+def store_extra_shard(kit: Kit, tmp: Path) -> Path:
+    store = copy_store(kit, tmp)
+    shutil.copytree(store / "shards" / "shard-00000", store / "shards" / "shard-00099")
+    return store
+
+
+def store_flipped_byte(kit: Kit, tmp: Path) -> Path:
+    """Same size, other content: only the checksum can tell."""
+    store = copy_store(kit, tmp)
+    arrow = next((store / "shards").rglob("*.arrow"))
+    data = bytearray(arrow.read_bytes())
+    data[-100] ^= 0xFF
+    arrow.write_bytes(bytes(data))
+    return store
+
+
+_HELD_LOCKS: list[int] = []
+
+
+def locked(out: Path) -> Path:
+    """Hold the output's writer lock, as a running bertdistill would."""
+    import fcntl
+
+    fd = os.open(out.parent / f".{out.name}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.pwrite(fd, b"4242\n", 0)
+    _HELD_LOCKS.append(fd)
+    return out
+
+
+def _disk_full(target: str, name: str) -> Callable[[pytest.MonkeyPatch], None]:
+    """Make ``target.name`` fail as a full disk does."""
+    import errno
+    import importlib
+
+    def patch(monkeypatch: pytest.MonkeyPatch) -> None:
+        module = importlib.import_module(target)
+
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device", "/tmp/out")
+
+        monkeypatch.setattr(module, name, full)
+
+    return patch
+
+
 # -- commands --------------------------------------------------------------------------------------
 
 TRAIN_FAST = ("--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--save-every", "1")
@@ -412,6 +507,130 @@ CASES: dict[str, Case] = {
                                  ("base encoder",)),
 }
 
+CASES.update({
+    # data: --json is a file output like any other
+    "data-json-exists": Case(lambda k, t: (["data", "--data", k.train, "--no-tokens", "--json", existing(t, "s.json")],
+                                           t / "s.json"), ("already exists", "--overwrite")),
+    "data-json-is-the-data": Case(lambda k, t: (["data", "--data", copy_file(k.train, t), "--no-tokens", "--json",
+                                                 t / "train.tsv", "--overwrite"], t / "train.tsv"), ("is the input",)),
+    "data-json-overwrites-user-file": Case(
+        lambda k, t: (["data", "--data", k.train, "--no-tokens", "--json", existing(t, "s.json"), "--overwrite"],
+                      t / "s.json"), ("not written by bertdistill",)),
+    "data-json-is-a-folder": Case(lambda k, t: (["data", "--data", k.train, "--no-tokens", "--json",
+                                                 existing(t, "s")], t / "s"), ("folder",)),
+    "data-header-read-as-data": Case(
+        lambda k, t: (["data", "--data", header_as_data(t), "--columns", "query,passage,label", "--no-tokens"], None),
+        ("row 1", "'label'", "header")),
+    "data-label-forms-differ": Case(lambda k, t: (["data", "--data", label_forms(t), "--no-tokens"], None),
+                                    ("'1'", "'1.0'", "row 2")),
+    "data-nan-label": Case(lambda k, t: (["data", "--data", nan_label(t), "--no-tokens"], None), ("row 13", "'NaN'")),
+    # bench: --json / --markdown / --plot
+    "bench-json-exists": Case(lambda k, t: (bench(k, k.train, "--json", existing(t, "b.json")), t / "b.json"),
+                              ("already exists",)),
+    "bench-markdown-exists": Case(lambda k, t: (bench(k, k.train, "--markdown", existing(t, "b.md")), t / "b.md"),
+                                  ("already exists",)),
+    "bench-plot-exists": Case(lambda k, t: (bench(k, k.train, "--plot", existing(t, "b.png")), t / "b.png"),
+                              ("already exists",)),
+    "bench-json-is-the-data": Case(lambda k, t: (bench(k, copy_file(k.train, t), "--json", t / "train.tsv",
+                                                       "--overwrite"), t / "train.tsv"), ("is the input",)),
+    "bench-markdown-overwrites-user-file": Case(
+        lambda k, t: (bench(k, k.train, "--markdown", existing(t, "b.md"), "--overwrite"), t / "b.md"),
+        ("not written by bertdistill",)),
+    "bench-plot-inside-model": Case(lambda k, t: (bench(k, k.train, "--plot", copy_model(k, t) / "b.png",
+                                                        model=t / "model"), t / "model" / "b.png"),
+                                    ("sit inside",)),
+    "bench-same-file-twice": Case(lambda k, t: (bench(k, k.train, "--json", t / "b.out", "--markdown", t / "b.out"),
+                                                t / "b.out"), ("same file",)),
+    # label
+    "label-output-holds-the-data": Case(lambda k, t: (label(k, data_in_folder(k, t) / "train.tsv", t / "d",
+                                                            "--overwrite"), t / "d"), ("contains the input",)),
+    "label-output-inside-teacher": Case(lambda k, t: (label(k, k.train, copy_model(k, t) / "labels",
+                                                            teacher=t / "model"), t / "model" / "labels"),
+                                        ("sit inside",)),
+    "label-output-is-the-data": Case(lambda k, t: (label(k, copy_file(k.train, t), t / "train.tsv", "--overwrite"),
+                                                   t / "train.tsv"), ("is the input",)),
+    "label-overwrites-user-folder": Case(lambda k, t: (label(k, k.train, existing(t, "out"), "--overwrite"),
+                                                       t / "out"), ("not a bertdistill artifact",)),
+    "label-header-read-as-data": Case(
+        lambda k, t: (label(k, header_as_data(t), t / "out", "--columns", "query,passage,label"), t / "out"),
+        ("row 1", "'label'")),
+    "label-nan-label": Case(lambda k, t: (label(k, nan_label(t), t / "out"), t / "out"), ("row 13", "'NaN'")),
+    "label-second-writer": Case(lambda k, t: (label(k, k.train, locked(t / "out")), t / "out"), ("pid 4242",)),
+    # export
+    "export-output-is-the-model": Case(lambda k, t: (export(k, copy_model(k, t), "--overwrite", model=t / "model"),
+                                                     t / "model"), ("is the input",)),
+    "export-output-inside-model": Case(lambda k, t: (export(k, copy_model(k, t) / "onnx", model=t / "model"),
+                                                     t / "model" / "onnx"), ("sit inside",)),
+    "export-fp32-tolerance-nan": Case(lambda k, t: (export(k, t / "x", "--fp32-tolerance", "nan"), t / "x"),
+                                      ("--fp32-tolerance nan",)),
+    "export-fp32-tolerance-negative": Case(lambda k, t: (export(k, t / "x", "--fp32-tolerance", "-1"), t / "x"),
+                                           ("--fp32-tolerance -1",)),
+    "export-fp32-tolerance-inf": Case(lambda k, t: (export(k, t / "x", "--fp32-tolerance", "inf"), t / "x"),
+                                      ("--fp32-tolerance inf",)),
+    "export-int8-agreement-above-1": Case(lambda k, t: (export(k, t / "x", "--int8", "--int8-min-agreement", "2"),
+                                                        t / "x"), ("between 0 and 1",)),
+    "export-overwrites-user-folder": Case(lambda k, t: (export(k, existing(t, "x"), "--overwrite"), t / "x"),
+                                          ("not a bertdistill artifact",)),
+    "export-second-writer": Case(lambda k, t: (export(k, locked(t / "x")), t / "x"), ("pid 4242",)),
+    # predict
+    "predict-output-is-the-data": Case(lambda k, t: (predict(k, copy_file(k.train, t), t / "train.tsv", "--overwrite"),
+                                                     t / "train.tsv"), ("is the input",)),
+    "predict-output-inside-model": Case(lambda k, t: (predict(k, k.train, copy_model(k, t) / "p.jsonl",
+                                                              model=t / "model"), t / "model" / "p.jsonl"),
+                                        ("sit inside",)),
+    "predict-overwrites-user-file": Case(lambda k, t: (predict(k, k.train, existing(t, "p.jsonl"), "--overwrite"),
+                                                       t / "p.jsonl"), ("not written by bertdistill",)),
+    "predict-config-sidecar-exists": Case(lambda k, t: (predict(k, k.train, t / "p.jsonl") if existing(
+        t, "p.jsonl.config.json") else [], t / "p.jsonl.config.json"), ("already exists",)),
+    "predict-label-forms-differ": Case(lambda k, t: (predict(k, label_forms(t), t / "p.jsonl"), t / "p.jsonl"),
+                                       ("'1.0'",)),
+    "predict-nan-label": Case(lambda k, t: (predict(k, nan_label(t), t / "p.jsonl"), t / "p.jsonl"), ("'NaN'",)),
+    "predict-disk-full": Case(lambda k, t: (predict(k, k.train, t / "p.jsonl"), t / "p.jsonl"),
+                              ("No space left on device", "free"), patch=_disk_full("bertdistill.predict", "_write_rows")),
+    # corpus
+    "corpus-output-is-the-data": Case(lambda k, t: (["corpus", "--data", copy_file(k.train, t), "--output",
+                                                     t / "train.tsv", "--overwrite"], t / "train.tsv"),
+                                      ("is the input",)),
+    "corpus-overwrites-user-file": Case(lambda k, t: (["corpus", "--data", k.train, "--output", existing(t, "c.jsonl"),
+                                                       "--overwrite"], t / "c.jsonl"), ("not written by bertdistill",)),
+    "corpus-sidecar-exists": Case(lambda k, t: (["corpus", "--data", k.train, "--output", t / "c.jsonl"]
+                                                if existing(t, "c.jsonl.meta.json") else [], t / "c.jsonl.meta.json"),
+                                  ("already exists",)),
+    # finetune
+    "finetune-output-holds-the-data": Case(
+        lambda k, t: (finetune(k, data_in_folder(k, t) / "train.tsv", t / "d", "--model", k.teacher, "--overwrite"),
+                      t / "d"), ("contains the input",)),
+    "finetune-output-is-the-store": Case(lambda k, t: (distill(k, k.train, copy_store(k, t), t / "store",
+                                                               "--overwrite"), t / "store"), ("is the input",)),
+    "finetune-overwrites-user-folder": Case(
+        lambda k, t: (finetune(k, k.train, existing(t, "s"), "--model", k.teacher, "--overwrite"), t / "s"),
+        ("not a bertdistill artifact",)),
+    "finetune-one-class": Case(lambda k, t: (finetune(k, one_class(t), t / "s", "--model", k.teacher), t / "s"),
+                               ("one class",)),
+    "finetune-header-read-as-data": Case(
+        lambda k, t: (finetune(k, header_as_data(t), t / "s", "--model", k.base, "--columns", "query,passage,label"),
+                      t / "s"), ("row 1", "'label'", "header")),
+    "finetune-label-forms-differ": Case(lambda k, t: (finetune(k, label_forms(t), t / "s", "--model", k.base),
+                                                      t / "s"), ("'1'", "'1.0'")),
+    "finetune-nan-label": Case(lambda k, t: (finetune(k, nan_label(t), t / "s", "--model", k.base), t / "s"),
+                               ("'NaN'",)),
+    "finetune-store-shard-list-edited": Case(lambda k, t: (distill(k, k.train, store_short_shard_list(k, t), t / "s"),
+                                                           t / "s"), ("meta.json",)),
+    "finetune-store-extra-shard": Case(lambda k, t: (distill(k, k.train, store_extra_shard(k, t), t / "s"), t / "s"),
+                                       ("shard-00099",)),
+    # pretrain-student
+    "pretrain-store-checksum-fails": Case(lambda k, t: (pretrain(k, k.train, store_flipped_byte(k, t), t / "s"),
+                                                        t / "s"), ("checksum",)),
+    "pretrain-output-is-the-store": Case(lambda k, t: (pretrain(k, k.train, copy_store(k, t), t / "store",
+                                                                "--overwrite"), t / "store"), ("is the input",)),
+    "pretrain-output-inside-store": Case(lambda k, t: (pretrain(k, k.train, copy_store(k, t), t / "store" / "s"),
+                                                       t / "store" / "s"), ("sit inside",)),
+    # prune
+    "prune-output-is-the-model": Case(lambda k, t: (["prune", "--model", copy_model(k, t), "--data", k.train,
+                                                     "--output", t / "model", "--overwrite", "--quiet"], t / "model"),
+                                      ("is the input",)),
+})
+
 
 def _snapshot(path: Path | None) -> dict | None:
     if path is None or not path.exists():
@@ -463,7 +682,8 @@ def test_bad_input_gives_one_clear_line(name, kit, tmp_path, monkeypatch):
 def test_corpus_covers_every_subcommand():
     commands = {name.split("-")[0] for name in CASES}
     assert {"label", "corpus", "pretrain", "finetune", "bench", "export", "predict"} <= commands
-    assert len(CASES) >= 30
+    assert {"data", "prune"} <= commands
+    assert len(CASES) >= 100
 
 
 def _torch_threads() -> int:

@@ -144,14 +144,17 @@ def write_plot(result: BenchResult, path: str | Path) -> None:
 
 def write_outputs(result: BenchResult, json_path: str | Path | None = None,
                   markdown_path: str | Path | None = None, plot_path: str | Path | None = None) -> None:
-    from bertdistill.io import atomic_write_text, write_json
+    from bertdistill.io import atomic_write_text, mark_written, write_json
 
     if json_path:
         write_json(json_path, result.to_dict())
+        mark_written(json_path, "bench")
     if markdown_path:
         atomic_write_text(markdown_path, to_markdown(result))
+        mark_written(markdown_path, "bench")
     if plot_path:
         write_plot(result, plot_path)
+        mark_written(plot_path, "bench")
 
 
 def result_from_dict(data: dict[str, Any]) -> BenchResult:

@@ -58,11 +58,12 @@ def command(
                                                          rich_help_panel=OUTPUT)] = None,
     plot_out: Annotated[Optional[Path], typer.Option(
         "--plot", help="Write a speed–quality chart (PNG; needs matplotlib).", rich_help_panel=OUTPUT)] = None,
+    overwrite: c.Overwrite = False,
     trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.bench import BenchConfig, check_config, print_result, require_matplotlib, run_bench, write_outputs
     from bertdistill.errors import UserError
-    from bertdistill.io import check_writable_parent
+    from bertdistill.io import check_output_file
 
     try:
         sizes = [int(b) for b in c.split_list(batch_sizes) or []]
@@ -79,9 +80,13 @@ def command(
     check_config(config)
     if plot_out:
         require_matplotlib()
-    for out in (json_out, markdown_out, plot_out):
-        if out:
-            check_writable_parent(Path(out))
+    outputs = [Path(out) for out in (json_out, markdown_out, plot_out) if out]
+    if len({o.resolve() for o in outputs}) < len(outputs):
+        raise UserError("two outputs (--json, --markdown, --plot) name the same file", None,
+                        "give each output its own path")
+    c.guard_outputs(outputs, *c.spec_inputs(spec), data_config, list(model))
+    for out in outputs:
+        check_output_file(out, overwrite)
     result = run_bench(config)
     print_result(result)
     write_outputs(result, json_out, markdown_out, plot_out)

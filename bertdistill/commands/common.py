@@ -112,3 +112,15 @@ def check_positive(value: int, option: str) -> int:
     if value < 1:
         raise UserError(f"{option} {value} must be at least 1", None, f"use {option} 1 or more")
     return value
+
+
+def guard_outputs(outputs, *inputs) -> None:
+    """Outputs may never equal, contain or sit inside an input (data file, model directory, label store)."""
+    from bertdistill.io import check_not_inputs
+
+    check_not_inputs([o for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs]) if o], list(inputs))
+
+
+def spec_inputs(spec) -> list:
+    """The local files a data spec reads."""
+    return [spec.path] if spec is not None and getattr(spec, "path", None) else []

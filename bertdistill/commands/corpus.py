@@ -111,6 +111,7 @@ def command(
         return
 
     from bertdistill.data.corpus import CorpusConfig, build_corpus
+    from bertdistill.io import input_paths
 
     if output is None:
         raise UserError("no output file given", None, "add --output FILE.jsonl")
@@ -123,6 +124,9 @@ def command(
         paths.append(None)  # the hub data set (or the data config's own source)
     specs = [c.data_spec(p, dataset if p is None else None, subset, split, data_config, columns, text_a, text_b,
                          label_column, group_column, task, label_names, True, limit) for p in paths]
+    c.guard_outputs([output, Path(str(output) + ".meta.json")], *[p for s in specs for p in c.spec_inputs(s)],
+                    data_config, [p for p in input_paths(list(queries or []) + list(passages or []) + list(exclude or []))
+                                  if p.is_file()])
     report = build_corpus(CorpusConfig(
         sources=specs, output=str(output), negatives_per_query=4 if negatives_per_query is None else negatives_per_query,
         include_originals=include_originals, within_group=within_group, seed=seed, overwrite=overwrite,

@@ -26,19 +26,24 @@ def command(
     model: c.ModelOpt = None, max_length: c.MaxLength = 512,
     no_tokens: Annotated[bool, typer.Option("--no-tokens", help="Skip token-length percentiles.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the summary as JSON here.")] = None,
+    overwrite: c.Overwrite = False,
     trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.data.sources import load_task_data
     from bertdistill.data.summary import summarize
-    from bertdistill.io import write_json
+    from bertdistill.io import check_output_file, mark_written, write_json
     from bertdistill.models import load_tokenizer, resolve_model
     from bertdistill.ui import print_summary
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
+    if json_out:
+        c.guard_outputs(json_out, *c.spec_inputs(spec), data_config, model)
+        check_output_file(json_out, overwrite)
     task_data = load_task_data(spec)
     tokenizer = None if no_tokens else load_tokenizer(resolve_model(model), trust_remote_code)
     summary = summarize(task_data, tokenizer, max_length)
     print_summary(summary)
     if json_out:
         write_json(json_out, summary)
+        mark_written(json_out, "data")

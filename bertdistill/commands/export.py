@@ -58,6 +58,15 @@ def command(
         spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b,
                            group_column=group_column, task=task,
                            unlabeled=True)
+    import math
+
+    if not math.isfinite(fp32_tolerance) or fp32_tolerance < 0:
+        raise UserError(f"--fp32-tolerance {fp32_tolerance} must be a finite number, 0 or more", None,
+                        "use e.g. --fp32-tolerance 1e-4")
+    if not math.isfinite(int8_min_agreement) or not 0 <= int8_min_agreement <= 1:
+        raise UserError(f"--int8-min-agreement {int8_min_agreement} must be between 0 and 1", None,
+                        "use e.g. --int8-min-agreement 0.99")
+    c.guard_outputs(output, *c.spec_inputs(spec), data_config, model)
     if int8_scales not in ("channel", "tensor"):
         raise UserError(f"unknown --int8-scales {int8_scales!r}", None, "use --int8-scales channel or tensor")
     config = ExportConfig(model=model, output=str(output), int8=int8, int8_per_channel=int8_scales == "channel",

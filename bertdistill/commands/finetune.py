@@ -217,4 +217,6 @@ def command(
                               relation_heads=relation_heads),
         dev_fraction=0.0 if no_eval else dev_fraction, guards=GuardConfig(strict=strict),
         overwrite=overwrite, resume=resume)
+    c.guard_outputs(output, *c.spec_inputs(spec), *c.spec_inputs(eval_spec), data_config, eval_data_config,
+                    labels, eval_labels, student_from, model, student_config_path, list(teacher or []))
     finetune(config)

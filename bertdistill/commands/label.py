@@ -49,6 +49,7 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
+    c.guard_outputs([output, Path(str(output) + ".partial")], *c.spec_inputs(spec), data_config, list(teacher))
     label(LabelConfig(teachers=list(teacher), data=spec, output=str(output), max_length=max_length,
                       batch_size=batch_size, hidden_layers=hidden_layers, student_layers=student_layers,
                       backend=backend, shard_rows=shard_rows, threads=threads, overwrite=overwrite, quiet=quiet,

@@ -44,6 +44,7 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
+    c.guard_outputs([output, Path(str(output) + ".config.json")], *c.spec_inputs(spec), data_config, model)
     config = PredictConfig(model=model, data=spec, output=str(output), backend=backend, max_length=max_length,
                            batch_size=c.check_positive(batch_size, "--batch-size"),
                            chunk_rows=c.check_positive(chunk_rows, "--chunk-rows"), threads=threads,
@@ -53,5 +54,8 @@ def command(
         summary = predict_file(config, on_rows=lambda n: bar.advance(task_id, n))
     console.print(f"{summary.rows} rows scored with {summary.backend} ({summary.examples_per_second} ex/s) "
                   f"→ {summary.output}" + (f" and {summary.ranked_output}" if summary.ranked_output else ""))
+    if summary.dropped:
+        console.print(f"{summary.dropped} rows with a dropped gold label ({', '.join(spec.drop_labels)}) were "
+                      "predicted too; their gold is left empty and they are not in the metrics")
     if summary.metrics:
         print_table([summary.metrics], list(summary.metrics), title=f"metrics ({summary.kind})")

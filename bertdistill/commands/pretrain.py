@@ -73,4 +73,6 @@ def command(
                               pkd_projection=pkd_projection, use_hard_labels=False, terms=f.term_weights(term),
                               match_layers=match_layers, relation_heads=relation_heads),
         overwrite=overwrite, resume=resume)
+    c.guard_outputs(output, *c.spec_inputs(spec), *c.spec_inputs(config.eval_data), data_config, eval_data_config,
+                    labels, eval_labels, student_from, student_config_path, list(teacher or []))
     pretrain_student(config)

@@ -54,6 +54,7 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
+    c.guard_outputs(output, *c.spec_inputs(spec), data_config, model, teacher, labels)
     result = prune(PruneConfig(model=model, data=spec, output=str(output), layers=layers, layer_map=layer_map,
                                hidden=hidden, heads=heads, ffn=ffn, teacher=teacher,
                                labels=str(labels) if labels else None, max_length=max_length,

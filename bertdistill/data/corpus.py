@@ -26,7 +26,7 @@ import numpy as np
 
 from bertdistill.data.sources import DataSpec, load_task_data
 from bertdistill.errors import UserError
-from bertdistill.io import check_output_dir, to_jsonable, write_json
+from bertdistill.io import check_output_dir, mark_written, to_jsonable, write_json
 
 
 @dataclass
@@ -197,6 +197,8 @@ def build_corpus(config: CorpusConfig) -> CorpusReport:
                           len(originals) if config.include_originals else 0, len(rows))
     write_json(sidecar, {"format": "bertdistill-corpus", "version": 1, "config": to_jsonable(config),
                          "report": to_jsonable(report), "output_sha256": _sha256(output)})
+    mark_written(output, 'corpus')
+    mark_written(sidecar, 'corpus')
     return report
 
 

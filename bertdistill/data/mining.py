@@ -39,7 +39,7 @@ from bertdistill.data.corpus import CorpusConfig, CorpusReport, draw_distinct, s
 from bertdistill.data.sources import load_task_data
 from bertdistill.data.texts import iter_texts, parse_text_source, text_key
 from bertdistill.errors import UserError
-from bertdistill.io import check_output_dir, to_jsonable, write_json
+from bertdistill.io import check_output_dir, mark_written, to_jsonable, write_json
 
 ORIGINS = ("original", "within_group", "bm25", "cross_query")
 
@@ -157,6 +157,8 @@ def mine_corpus(config: CorpusConfig) -> CorpusReport:
         seconds=round(time.perf_counter() - start, 2))
     write_json(sidecar, {"format": "bertdistill-corpus", "version": 1, "config": to_jsonable(config),
                          "report": to_jsonable(report), "output_sha256": digest.hexdigest()})
+    mark_written(output, 'corpus')
+    mark_written(sidecar, 'corpus')
     return report
 
 

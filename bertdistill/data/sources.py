@@ -7,6 +7,7 @@ Task kinds: ``pair`` (text_a, text_b, label) for GLUE-style tasks, ``single`` (t
 from __future__ import annotations
 
 import csv
+import contextlib
 import hashlib
 import itertools
 import os
@@ -159,13 +160,15 @@ def fingerprint_dict(content_sha256: str, rows: int, spec: DataSpec, column_map:
 
 
 def load_task_data(spec: DataSpec, label_names: list[str] | None = None,
-                   require_labels: bool = False) -> TaskData:
+                   require_labels: bool = False, keep_dropped: bool = False) -> TaskData:
     """Load ``spec`` into canonical columns, in memory.
 
     ``label_names`` (e.g. from a model or the training set) fixes the label order; values outside it
-    are a user error. ``require_labels`` makes a missing label column an error.
+    are a user error. ``require_labels`` makes a missing label column an error. ``keep_dropped`` keeps
+    the rows whose label is in the drop list, with a missing (null) label, so row i is input row i;
+    ``dropped`` then counts them.
     """
-    stream = CanonicalStream(spec, label_names, require_labels)
+    stream = CanonicalStream(spec, label_names, require_labels, keep_dropped)
     out = pa.Table.from_batches(list(stream), schema=stream.schema)
     stream.finish()
     if stream.has_labels:
@@ -181,6 +184,22 @@ def load_task_data(spec: DataSpec, label_names: list[str] | None = None,
     return data
 
 
+MISSING_LABELS = ["nan", "null"]
+"""Label values (any case) that mean "no value": a NaN float label, or a missing value written out."""
+
+
+def check_classes(data: TaskData, what: str = "training data") -> None:
+    """Training data needs at least two classes present; one class trains a classifier that cannot be wrong."""
+    if not data.has_labels:
+        return
+    counts = pc.value_counts(data.dataset.data.column("label").combine_chunks().drop_null()).to_pylist()
+    if len(counts) < 2:
+        only = data.label_names[counts[0]["values"]] if counts else "?"
+        raise UserError(f"the {what} has one class only (all {data.num_rows} rows are {only!r})", data.spec.describe(),
+                        "train on data with at least two classes (check --label-column, --limit and the file's "
+                        "sort order)")
+
+
 def one_candidate_per_group(where: str) -> UserError:
     return UserError("ranking data has one candidate per group, so nothing is ranked", where,
                      "name the query-id column with --group-column, or use --task pair")
@@ -194,8 +213,10 @@ class CanonicalStream:
     are known only at the end (``finish``); with fixed names, every value is checked on the way.
     """
 
-    def __init__(self, spec: DataSpec, label_names: list[str] | None = None, require_labels: bool = False):
+    def __init__(self, spec: DataSpec, label_names: list[str] | None = None, require_labels: bool = False,
+                 keep_dropped: bool = False):
         self.spec = spec
+        self.keep_dropped = keep_dropped
         self.where = where = spec.describe()
         if spec.task is not None and spec.task not in TASK_KINDS:
             raise UserError(f"unknown task kind {spec.task!r}", where, f"use one of {', '.join(TASK_KINDS)}")
@@ -231,6 +252,8 @@ class CanonicalStream:
         self.schema = pa.schema([(k, pa.string()) for k in self.column_map])
         self._fixed_names = list(label_names or spec.label_names or []) or None
         self._seen_labels: set[str] = set()
+        self._first_row: dict[str, int] = {}  # label value → first row (1-based, after dropping) holding it
+        self._column_names = names
         self.label_names: list[str] = list(self._fixed_names or [])
         self.source_rows = 0  # rows read (numbers text errors)
         self.checked_rows = 0  # rows read after dropping (numbers label errors), past --limit too
@@ -259,7 +282,28 @@ class CanonicalStream:
         if self.rows == 0:
             raise UserError("no rows left after dropping", self.where, "check --drop-labels and --limit")
         if self.has_labels and not self._fixed_names:
+            self._check_label_set()
             self.label_names = _infer_label_names(self._seen_labels)
+
+    def _check_label_set(self) -> None:
+        """Junk label sets: a header row read as data, and one number written two ways (1 / 1.0)."""
+        rows = self._first_row
+        for value in sorted(self._seen_labels, key=lambda v: rows.get(v, 0)):
+            if value in self._column_names:
+                raise UserError(f"row {rows.get(value, '?')} has label {value!r}, the name of a column: a header "
+                                "row was read as data", self.where,
+                                "drop --columns (the file has a header), or remove that row")
+        by_number: dict[float, list[str]] = {}
+        for value in self._seen_labels:
+            with contextlib.suppress(ValueError):
+                by_number.setdefault(float(value), []).append(value)
+        for forms in by_number.values():
+            if len(forms) > 1:
+                forms = sorted(forms, key=lambda v: rows.get(v, 0))
+                shown = ", ".join(f"{v!r} (row {rows.get(v, '?')})" for v in forms)
+                raise UserError(f"labels {shown} are one number written in different forms", self.where,
+                                "write every label the same way (e.g. 1, not 1.0), or fix the label names with "
+                                "--label-names")
 
     def _canonical(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         columns = {k: _as_text(batch, src, self.where, self.source_rows)
@@ -273,21 +317,33 @@ class CanonicalStream:
                 dropped = len(raw) - pc.sum(keep).as_py() if len(raw) else 0
                 if dropped:
                     self.dropped += dropped
-                    columns = {k: v.filter(keep) for k, v in columns.items()}
-                    raw = raw.filter(keep)
+                    if self.keep_dropped:  # kept, unlabeled: row ids stay the input's
+                        raw = pc.if_else(keep, raw, pa.scalar(None, pa.string()))
+                    else:
+                        columns = {k: v.filter(keep) for k, v in columns.items()}
+                        raw = raw.filter(keep)
             empty = _first_true(pc.equal(raw, ""))
             if empty is not None:
                 raise UserError(f"row {self.checked_rows + empty + 1} has an empty label in column {src!r}", self.where,
                                 "fill it in, or pass --unlabeled to ignore labels")
+            missing = _first_true(pc.is_in(pc.utf8_lower(raw), value_set=pa.array(MISSING_LABELS, type=pa.string())))
+            if missing is not None:
+                raise UserError(f"row {self.checked_rows + missing + 1} has the missing-value label "
+                                f"{raw[missing].as_py()!r} in column {src!r}", self.where,
+                                "fill in the label, remove the row, or pass --unlabeled to ignore labels")
             if self._fixed_names:
                 known = pa.array(self._fixed_names, type=pa.string())
-                bad = _first_true(pc.is_null(pc.index_in(raw, value_set=known)))
+                bad = _first_true(pc.and_(pc.is_null(pc.index_in(raw, value_set=known)), pc.is_valid(raw)))
                 if bad is not None:
                     raise UserError(f"row {self.checked_rows + bad + 1} has label {raw[bad].as_py()!r}, which is "
                                     f"not one of {self._fixed_names}", self.where,
                                     "fix the row, drop it, or set the label names with --label-names")
             else:
-                self._seen_labels.update(pc.unique(raw).to_pylist())
+                for value in pc.unique(raw.drop_null()).to_pylist():
+                    if value not in self._seen_labels:
+                        self._seen_labels.add(value)
+                        if len(self._first_row) < 10_000:
+                            self._first_row[value] = self.checked_rows + pc.index(raw, value).as_py() + 1
             columns["label"] = raw
         return pa.RecordBatch.from_arrays(list(columns.values()), schema=self.schema)
 

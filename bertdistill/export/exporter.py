@@ -12,6 +12,7 @@ This module orchestrates; the steps are ``export.onnx_fp32`` (the graph), ``expo
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -102,6 +103,12 @@ def _check_config(config: ExportConfig) -> None:
     if not MIN_OPSET <= config.opset <= highest:
         raise UserError(f"--opset {config.opset} is not supported", None,
                         f"use an opset from {MIN_OPSET} to {highest}")
+    if not math.isfinite(config.fp32_max_abs_diff) or config.fp32_max_abs_diff < 0:
+        raise UserError(f"--fp32-tolerance {config.fp32_max_abs_diff} must be a finite number, 0 or more", None,
+                        "use e.g. --fp32-tolerance 1e-4")
+    if not math.isfinite(config.int8_min_agreement) or not 0 <= config.int8_min_agreement <= 1:
+        raise UserError(f"--int8-min-agreement {config.int8_min_agreement} must be between 0 and 1", None,
+                        "use e.g. --int8-min-agreement 0.99")
     if config.parity_examples < 1:
         raise UserError(f"--parity-examples {config.parity_examples} must be at least 1", None,
                         "use 256 (the default) or more")
@@ -148,6 +155,16 @@ def export_model(config: ExportConfig) -> ExportReport:
 
     _check_config(config)
     output = check_output_dir(config.output, config.overwrite)
+    from bertdistill.io import check_not_inputs, input_paths, output_lock
+
+    check_not_inputs(output, input_paths(config.model, config.data.path if config.data else None))
+    with output_lock(output):  # one writer per output: a second one gets the holder's pid
+        return _export_locked(config, output)
+
+
+def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
+    from bertdistill.models import is_classifier, resolve_model, weights_sha256
+
     start = time.perf_counter()
     source = resolve_model(config.model)
     scorer = load_scorer(source, "torch", threads=config.threads, trust_remote_code=config.trust_remote_code)

@@ -32,7 +32,7 @@ from bertdistill.data.ondisk import OnDiskTaskData, load_task_data_on_disk
 from bertdistill.data.sources import DataSpec
 from bertdistill.data.tokenize import check_max_length
 from bertdistill.errors import UserError
-from bertdistill.io import check_output_dir, is_complete, to_jsonable
+from bertdistill.io import check_output_dir, is_complete, output_lock, to_jsonable
 from bertdistill.teachers.layout import ShardSpan, shard_plan
 from bertdistill.teachers.teacher import Teacher, describe_teachers
 from bertdistill.teachers.writer import StoreWriter
@@ -85,7 +85,13 @@ def label(config: LabelConfig) -> Path:
     if output.exists() and not config.overwrite:
         what = "label store already exists" if is_complete(output) else "output path already exists"
         raise UserError(what, str(output), "pass --overwrite to replace it, or choose another --output")
-    check_output_dir(output, overwrite=True)
+    check_output_dir(output, config.overwrite)
+    with output_lock(output):  # one writer per store: a second one gets the holder's pid
+        _label_locked(config, output)
+    return output
+
+
+def _label_locked(config: LabelConfig, output: Path) -> None:
     if config.threads:
         torch.set_num_threads(config.threads)
 
@@ -98,7 +104,6 @@ def label(config: LabelConfig) -> Path:
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.input-{os.getpid()}-") as rows_dir:
         data = _load_data(config.data, teachers[0].label_names, rows_dir)
         _label_loaded(config, output, teachers, data)
-    return output
 
 
 def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], data: OnDiskTaskData) -> None:

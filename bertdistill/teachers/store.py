@@ -13,7 +13,7 @@ import numpy as np
 
 from bertdistill.errors import UserError
 from bertdistill.io import is_complete, read_json
-from bertdistill.teachers.layout import META_FILE, SHARDS_DIR, STORE_FORMAT, STORE_VERSION
+from bertdistill.teachers.layout import META_FILE, SHARDS_DIR, STORE_FORMAT, STORE_VERSION, shard_problem
 from bertdistill.teachers.writer import write_label_store  # noqa: F401  (importable from here, as before)
 
 
@@ -44,9 +44,34 @@ class LabelStore:
         if meta.get("version", 0) > STORE_VERSION:
             raise UserError(f"label store version {meta.get('version')} is newer than this bertdistill",
                             where, "upgrade bertdistill")
+        fix = "re-create the store with bertdistill label --overwrite"
+        shards = meta.get("shards")
+        if not isinstance(shards, list) or not shards or not isinstance(meta.get("num_rows"), int):
+            raise UserError("meta.json has no shard list or row count", where, fix)
+        names = [s.get("name") for s in shards]
+        on_disk = sorted(p.name for p in (path / SHARDS_DIR).iterdir()
+                         if not p.name.startswith(".")) if (path / SHARDS_DIR).is_dir() else []
+        if sorted(names) != on_disk:
+            listed, present = set(names), set(on_disk)
+            raise UserError(f"shard folders differ from meta.json's shard list (not listed: "
+                            f"{sorted(present - listed) or 'none'}, missing: {sorted(listed - present) or 'none'}, "
+                            f"listed twice: {len(names) - len(listed)})", where, fix)
+        start = 0
+        for shard in shards:
+            if shard.get("start") != start:
+                raise UserError(f"shard {shard.get('name')} starts at row {shard.get('start')}, expected {start} "
+                                "(meta.json's shard list was edited?)", where, fix)
+            start += int(shard.get("rows", 0))
+        if start != meta["num_rows"] or meta.get("data", {}).get("rows", start) != start:
+            raise UserError(f"meta.json's shards hold {start} rows, its row count says {meta['num_rows']} "
+                            f"(data: {meta.get('data', {}).get('rows')})", where, fix)
         parts = []
-        for shard in meta["shards"]:
+        for shard in shards:
             shard_path = path / SHARDS_DIR / shard["name"]
+            if shard.get("files"):
+                problem = shard_problem(shard_path, shard["files"])
+                if problem:
+                    raise UserError(f"shard {shard['name']} is damaged: {problem}", where, fix)
             try:
                 part = datasets.Dataset.load_from_disk(str(shard_path))
             except Exception as exc:

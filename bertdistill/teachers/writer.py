@@ -21,8 +21,8 @@ import numpy as np
 
 from bertdistill.errors import UserError
 from bertdistill.io import check_output_dir, publish_dir, read_json, to_jsonable, write_json
-from bertdistill.teachers.layout import (META_FILE, PROGRESS_FILE, SHARDS_DIR, ShardSpan, partial_dir,
-                                         shard_features, shard_plan, store_meta)
+from bertdistill.teachers.layout import (CHECKSUMS_FILE, META_FILE, PROGRESS_FILE, SHARDS_DIR, ShardSpan, partial_dir,
+                                         shard_checksums, shard_features, shard_plan, shard_problem, store_meta)
 
 
 def key_digest(key: dict) -> str:
@@ -61,14 +61,23 @@ class StoreWriter:
         return False
 
     def has_shard(self, span: ShardSpan) -> bool:
-        """Whether shard ``span`` is written whole (a damaged one is labeled again)."""
+        """Whether shard ``span`` is written whole and passes its checksums (a damaged one is labeled again)."""
         path = self.work / SHARDS_DIR / span.name
         if not path.is_dir():
+            return False
+        checksums = self.shard_checksums(span)
+        if checksums is not None and shard_problem(path, checksums) is not None:
             return False
         try:
             return len(datasets.Dataset.load_from_disk(str(path))) == span.rows
         except Exception:
             return False
+
+    def shard_checksums(self, span: ShardSpan) -> dict | None:
+        """The checksums saved with shard ``span`` (None for a shard written before checksums existed)."""
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads((self.work / SHARDS_DIR / span.name / CHECKSUMS_FILE).read_text(encoding="utf-8"))
+        return None
 
     def write_shard(self, span: ShardSpan, logits: Sequence[np.ndarray], hidden: Sequence[np.ndarray | None]) -> None:
         """Save shard ``span`` (``logits[t]`` (n, C), ``hidden[t]`` (n, L, H) or None) under a temporary name, then rename it."""
@@ -76,6 +85,7 @@ class StoreWriter:
         final = self.work / SHARDS_DIR / span.name
         tmp = self.work / SHARDS_DIR / f".{span.name}.tmp-{os.getpid()}"
         shard.save_to_disk(str(tmp))
+        (tmp / CHECKSUMS_FILE).write_text(json.dumps(shard_checksums(tmp)) + "\n", encoding="utf-8")
         if final.exists():  # a damaged copy found on resume
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -92,7 +102,8 @@ class StoreWriter:
 
     def publish(self, num_rows: int, plan: Sequence[ShardSpan], fields: dict[str, Any]) -> Path:
         """Write meta.json and the completion marker, and rename the partial directory to the output."""
-        write_json(self.work / META_FILE, store_meta(num_rows, plan, fields))
+        checksums = [self.shard_checksums(span) for span in plan]
+        write_json(self.work / META_FILE, store_meta(num_rows, plan, fields, checksums))
         publish_dir(self.work, self.output)
         # Removed only now: a run killed before the rename can still be resumed by the same command.
         (self.output / PROGRESS_FILE).unlink(missing_ok=True)

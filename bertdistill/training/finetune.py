@@ -10,7 +10,7 @@ from bertdistill.training.loop import TrainResult, train
 
 def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
     """Train a student (or any classifier) on labeled data, distilling when teachers are given."""
-    from bertdistill.data.sources import load_task_data
+    from bertdistill.data.sources import check_classes, load_task_data
     from bertdistill.teachers.store import LabelStore
     from bertdistill.training import setup
 
@@ -23,6 +23,8 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
                                 require_labels=(store is None and not online) or config.distill.alpha < 1)
     if store is not None:
         store.check_data(train_data)
+    if train_data.has_labels and (store is None and not online or config.distill.alpha < 1):
+        check_classes(train_data)  # gold labels are learned from: one class would train a constant
     label_names = train_data.label_names or (store.label_names if store else [])
     if not label_names:
         raise UserError("no label names known for the training data", config.train_data.describe(),

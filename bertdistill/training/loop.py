@@ -297,6 +297,10 @@ def _start_or_resume(run: Run, checkpoints: CheckpointManager, show: bool) -> tu
     if output.exists() and not run.overwrite and not run.resume:
         raise UserError("output path already exists", str(output),
                         "pass --overwrite to replace it, --resume to continue it, or choose another path")
+    if output.exists() and run.overwrite and not run.resume:
+        from bertdistill.io import check_replaceable
+
+        check_replaceable(output)  # --overwrite replaces a bertdistill artifact or an empty folder, nothing else
     checkpoints.clear()
     return None, None
 
