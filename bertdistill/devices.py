@@ -41,27 +41,35 @@ def local_rank(env: dict[str, str] | None = None) -> int:
     return 0
 
 
+def parse_device(spec: str | None) -> tuple[str, int | None]:
+    """``auto | cpu | cuda | cuda:N`` → (kind, index or None), checked for spelling only."""
+    text = (spec or AUTO).strip().lower()
+    if text in (AUTO, "cpu"):
+        return text, None
+    kind, sep, index = text.partition(":")
+    if kind != "cuda" or (sep and not index.isdigit()):
+        raise UserError(f"unknown device {spec!r}", "--device", "use auto, cpu, cuda or cuda:N (e.g. cuda:0)")
+    return kind, int(index) if sep else None
+
+
 def resolve_device(spec: str | None = AUTO, env: dict[str, str] | None = None) -> torch.device:
     """``auto | cpu | cuda | cuda:N`` → the device; a GPU asked for where there is none is a UserError."""
     env = os.environ if env is None else env
-    text = (spec or AUTO).strip().lower()
-    if text == AUTO:
+    kind, index = parse_device(spec)
+    if kind == AUTO:
         if under_accelerate_launch(env):
             if env.get("ACCELERATE_USE_CPU", "").lower() in _TRUE or not torch.cuda.is_available():
                 return torch.device("cpu")
             return torch.device("cuda", local_rank(env) % torch.cuda.device_count())
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    if text == "cpu":
+    if kind == "cpu":
         return torch.device("cpu")
-    kind, sep, index = text.partition(":")
-    if kind != "cuda" or (sep and not index.isdigit()):
-        raise UserError(f"unknown device {spec!r}", "--device", "use auto, cpu, cuda or cuda:N (e.g. cuda:0)")
     if not torch.cuda.is_available():
         raise UserError(f"device {spec} asked for, but torch sees no CUDA GPU (torch {torch.__version__})", "--device",
                         "use --device cpu or auto, or install a CUDA build of torch on a machine with a GPU")
     count = torch.cuda.device_count()
-    if sep:
-        n = int(index)
+    if index is not None:
+        n = index
         if n >= count:
             raise UserError(f"device {spec} asked for, but there {'is' if count == 1 else 'are'} only {count} GPU(s)",
                             "--device", f"use cuda:0 to cuda:{count - 1}")
