@@ -202,7 +202,8 @@ def machine_info(threads: int, device: str = "cpu") -> dict[str, Any]:
     from bertdistill import __version__
     from bertdistill.devices import cpu_name, device_name
 
-    return {"cpu": cpu_name(), "device": device, "device_name": device_name(device),
+    names = "; ".join(dict.fromkeys(device_name(d) for d in device.split(",")))  # "cpu,cuda:0" when mixed
+    return {"cpu": cpu_name(), "device": device, "device_name": names,
             "logical_cpus": os.cpu_count(), "threads": threads, "platform": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "transformers": transformers.__version__,
@@ -332,7 +333,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
     return BenchResult(
         schema=SCHEMA_ID, schema_version=SCHEMA_VERSION,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        machine=machine_info(threads, devices[0] if len(devices) == 1 else ",".join(devices)), settings=settings, data=data_info, main_metric=main,
+        machine=machine_info(threads, ",".join(devices)),
+        settings=settings, data=data_info, main_metric=main,
         metric_names=metric_names, baseline=baseline, models=results, notes=notes, config=asdict(config))
 
 

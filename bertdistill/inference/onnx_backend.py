@@ -37,7 +37,8 @@ def onnx_providers(device: str | None, available: Sequence[str], env: dict[str, 
         return ["CPUExecutionProvider"]
     if not has_cuda:
         raise UserError(f"device {device} asked for, but this ONNX Runtime has no CUDAExecutionProvider "
-                        f"(providers: {', '.join(available)})", "--device", f"install {GPU_INSTALL}, or use --device cpu")
+                        f"(providers: {', '.join(available)})", "--device",
+                        f"install {GPU_INSTALL}, or use --device cpu")
     if index is None:
         index = local_rank(env) if under_accelerate_launch(env) else 0
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
