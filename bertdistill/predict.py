@@ -44,6 +44,8 @@ class PredictConfig:
     batch_size: int = 32
     chunk_rows: int = 10_000
     threads: int | None = None
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N (bertdistill.devices)."""
     include_text: bool = True
     overwrite: bool = False
     trust_remote_code: bool = False
@@ -63,6 +65,7 @@ class PredictSummary:
     metrics: dict[str, Any] | None = None
     dropped: int = 0
     """Rows whose gold label is in the drop list (SNLI's "-"): predicted, gold left empty, not in the metrics."""
+    device: str = "cpu"
 
 
 def _output_format(path: Path) -> str:
@@ -189,9 +192,13 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
     for value, option in ((config.batch_size, "--batch-size"), (config.chunk_rows, "--chunk-rows")):
         if value < 1:
             raise UserError(f"{option} {value} must be at least 1", None, f"use {option} 1 or more")
+    from bertdistill.devices import parse_device
+
+    parse_device(config.device)
     model = config.model if config.model and is_onnx_dir(config.model) else resolve_model(config.model)
     start = time.perf_counter()
-    scorer = load_scorer(model, config.backend, threads=config.threads, trust_remote_code=config.trust_remote_code)
+    scorer = load_scorer(model, config.backend, threads=config.threads, trust_remote_code=config.trust_remote_code,
+                         device=config.device)
     check_max_length(scorer.tokenizer, scorer.config, config.max_length)
     from bertdistill.models import is_classifier
 
@@ -243,7 +250,7 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
     summary = PredictSummary(output=str(output), ranked_output=str(ranked_out) if ranked_out else None, rows=n,
                              backend=scorer.backend, model=str(model), label_names=label_names, kind=data.kind,
                              seconds=round(seconds, 2), examples_per_second=round(n / max(seconds, 1e-9), 1),
-                             metrics=metrics, dropped=data.dropped)
+                             metrics=metrics, dropped=data.dropped, device=scorer.device)
     save_config(config, config_path(output))
     for path in (output, ranked_out, config_path(output)):
         if path is not None:

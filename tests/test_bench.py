@@ -181,10 +181,10 @@ def test_json_schema_is_stable(bench_result, tmp_path):
     doc = json.loads(path.read_text())
     assert {k: type(v) for k, v in doc.items()} == EXPECTED_TOP_TYPES
     assert doc["schema"] == "bertdistill.bench" and doc["schema_version"] == 1
-    assert set(doc["machine"]) == {"cpu", "logical_cpus", "threads", "platform", "python", "torch", "onnxruntime",
-                                   "transformers", "numpy", "bertdistill"}
+    assert set(doc["machine"]) == {"cpu", "device", "device_name", "logical_cpus", "threads", "platform", "python",
+                                   "torch", "onnxruntime", "transformers", "numpy", "bertdistill"}
     assert set(doc["settings"]) == {"batch_sizes", "warmup", "repeats", "seq_len", "max_length",
-                                    "metric_batch_size", "seed", "threads", "interleaved"}
+                                    "metric_batch_size", "seed", "threads", "device", "interleaved", "synchronized"}
     assert set(doc["data"]) == {"source", "kind", "rows", "label_names", "fingerprint", "queries",
                                 "queries_scored", "queries_without_positive"}
     assert len(doc["data"]["fingerprint"]) == 64

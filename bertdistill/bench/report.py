@@ -57,11 +57,13 @@ def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
 
 def caption(result: BenchResult) -> list[str]:
     d, s, mach = result.data, result.settings, result.machine
+    synced = ", GPU synchronized around each call" if s.get("synchronized") else ""
     lengths = f"fixed length {s['seq_len']}" if s["seq_len"] else f"real lengths (max {s['max_length']})"
     lines = [f"data: {d['source']} ({d['kind']}, {d['rows']} rows, sha256 {d['fingerprint'][:12]})",
              f"machine: {mach['cpu']}, {s['threads']} threads, torch {mach['torch']}, "
              f"onnxruntime {mach['onnxruntime']}; {s['warmup']} warm-up + {s['repeats']} timed calls per "
-             f"model and batch size, interleaved; {lengths}"]
+             f"model and batch size, interleaved{synced}; {lengths}",
+             f"device: {mach.get('device', 'cpu')} ({mach.get('device_name', mach['cpu'])})"]
     return lines + list(result.notes)
 
 

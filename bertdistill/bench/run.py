@@ -79,6 +79,8 @@ class BenchConfig:
     batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
     threads: int | None = None
     """Intra-op threads for every model (torch and ONNX Runtime); None keeps torch's current count."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N for every model (ONNX on CUDA needs onnxruntime-gpu)."""
     warmup: int = 2
     """Untimed calls per model and batch size before timing."""
     repeats: int = 20
@@ -193,22 +195,18 @@ def _sample_batches(num_rows: int, batch_size: int, count: int, rng: np.random.G
     return [rng.choice(num_rows, size=batch_size, replace=replace).tolist() for _ in range(count)]
 
 
-def machine_info(threads: int) -> dict[str, Any]:
+def machine_info(threads: int, device: str = "cpu") -> dict[str, Any]:
+    """Versions and hardware; ``device`` / ``device_name``: where the models ran (the GPU's or CPU's model)."""
     import onnxruntime
     import torch
     import transformers
 
     from bertdistill import __version__
+    from bertdistill.devices import cpu_name, device_name
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "threads": threads, "platform": platform.platform(),
+    names = "; ".join(dict.fromkeys(device_name(d) for d in device.split(",")))  # "cpu,cuda:0" when mixed
+    return {"cpu": cpu_name(), "device": device, "device_name": names,
+            "logical_cpus": os.cpu_count(), "threads": threads, "platform": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "transformers": transformers.__version__,
             "numpy": np.__version__, "bertdistill": __version__}
@@ -239,11 +237,13 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
 
     from bertdistill.data.sources import load_task_data
     from bertdistill.data.tokenize import check_max_length
+    from bertdistill.devices import parse_device, synchronize
     from bertdistill.inference import load_scorer, predict_logits, tokenize_batch
     from bertdistill.metrics import compute_metrics, main_metric
     from bertdistill.ui import progress
 
     specs = check_config(config)
+    parse_device(config.device)
     if config.seq_len is not None and config.seq_len < 8:
         raise UserError(f"--seq-len {config.seq_len} is too small", None, "use at least 8, or leave it out")
     data = load_task_data(config.data, require_labels=True)
@@ -260,7 +260,7 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
         for spec in specs:
             torch.manual_seed(config.seed)  # a base encoder's fresh head is then the same in every run
             scorer = load_scorer(spec.path, spec.backend, threads=threads,
-                                 trust_remote_code=config.trust_remote_code)
+                                 trust_remote_code=config.trust_remote_code, device=config.device)
             perms.append(label_permutation(list(scorer.label_names), label_names,
                                            f"--model {spec.name} ({spec.path})"))
             check_max_length(scorer.tokenizer, scorer.config, config.max_length)
@@ -268,6 +268,11 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                 check_max_length(scorer.tokenizer, scorer.config, config.seq_len)
             scorers.append(scorer)
         torch.set_num_threads(threads)  # load_scorer may have changed it
+        devices = sorted({scorer.device for scorer in scorers})
+        gpus = [torch.device(d) for d in devices if d.startswith("cuda")]
+        # Logits come back to host memory (which waits for the GPU), and each timed call is bracketed by a
+        # device synchronization as well, so no queued GPU work is charged to the next model.
+        sync = (lambda: [synchronize(g) for g in gpus]) if gpus else None
 
         metrics: list[dict[str, float]] = []
         bar = progress(transient=True) if show_progress else None
@@ -294,7 +299,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                            for spec, scorer, batches in zip(specs, scorers, inputs)]
                 task = bar.add_task(f"timing batch {b}", total=config.repeats) if bar else None
                 timings[b] = time_interleaved(runners, config.warmup, config.repeats, batch_size=b,
-                                              on_round=(lambda t=task: bar.advance(t)) if bar else None)
+                                              on_round=(lambda t=task: bar.advance(t)) if bar else None,
+                                              sync=sync)
 
     latency_bs = batch_sizes[0]
     top_bs = batch_sizes[-1]
@@ -339,12 +345,13 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
     settings = {"batch_sizes": batch_sizes, "warmup": config.warmup, "repeats": config.repeats,
                 "seq_len": config.seq_len, "max_length": config.max_length,
                 "metric_batch_size": config.metric_batch_size, "seed": config.seed, "threads": threads,
-                "interleaved": True}
+                "device": ",".join(devices), "interleaved": True, "synchronized": bool(gpus)}
     metric_names = [m for m in ("accuracy", "f1", "f1_macro", "map", "mrr") if m in metrics[0]]
     return BenchResult(
         schema=SCHEMA_ID, schema_version=SCHEMA_VERSION,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        machine=machine_info(threads), settings=settings, data=data_info, main_metric=main,
+        machine=machine_info(threads, ",".join(devices)),
+        settings=settings, data=data_info, main_metric=main,
         metric_names=metric_names, baseline=baseline, models=results, notes=notes, config=asdict(config))
 
 

@@ -65,8 +65,12 @@ def fixed_threads(threads: int | None) -> Iterator[int]:
 def time_interleaved(runners: Sequence[tuple[str, Runner]], warmup: int, repeats: int,
                      batch_size: int = 1, examples_per_call: Sequence[Sequence[int]] | None = None,
                      clock: Callable[[], float] = time.perf_counter,
-                     on_round: Callable[[], None] | None = None) -> dict[str, Timing]:
+                     on_round: Callable[[], None] | None = None,
+                     sync: Callable[[], None] | None = None) -> dict[str, Timing]:
     """Warm up each runner ``warmup`` times, then time ``repeats`` calls of each, round-robin.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) is called before the clock starts and before it stops, so
+    work a GPU still has queued is charged to the call that queued it, not to the next one.
 
     Round ``r`` calls every runner with input ``r`` (warm-up rounds reuse inputs ``0, 1, ...``), in
     an order rotated by one model per round so no model always runs first. ``examples_per_call[m][r]``
@@ -91,8 +95,12 @@ def time_interleaved(runners: Sequence[tuple[str, Runner]], warmup: int, repeats
             for k in range(n):
                 m = (k + r) % n
                 name, run = runners[m]
+                if sync:
+                    sync()
                 start = clock()
                 run(r)
+                if sync:
+                    sync()
                 timings[name].seconds.append(clock() - start)
                 timings[name].examples += (examples_per_call[m][r] if examples_per_call else batch_size)
             if on_round:

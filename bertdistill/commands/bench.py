@@ -40,6 +40,9 @@ def command(
     threads: Annotated[Optional[int], typer.Option(
         "--threads", help="Threads for every model (torch and ONNX Runtime); default: torch's current count.",
         rich_help_panel=SPEED)] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto, cpu, cuda or cuda:N for every model (ONNX on CUDA needs onnxruntime-gpu).",
+        rich_help_panel=SPEED)] = "auto",
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls per model and batch size.",
                                         rich_help_panel=SPEED)] = 2,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per model and batch size.",
@@ -72,7 +75,7 @@ def command(
                         "use e.g. --batch-sizes 1,32") from None
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, False, limit)
-    config = BenchConfig(models=list(model), data=spec, batch_sizes=sizes, threads=threads, warmup=warmup,
+    config = BenchConfig(models=list(model), data=spec, batch_sizes=sizes, threads=threads, device=device, warmup=warmup,
                          repeats=repeats, seq_len=seq_len, max_length=max_length,
                          metric_batch_size=metric_batch_size, baseline=baseline, seed=seed,
                          trust_remote_code=trust_remote_code)

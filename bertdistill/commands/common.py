@@ -45,6 +45,9 @@ ModelOpt = Annotated[Optional[str], typer.Option(
 MaxLength = Annotated[int, typer.Option("--max-length", help="Maximum tokens per example (pairs truncated longest-first).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per batch.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+Device = Annotated[str, typer.Option(
+    "--device", help="auto (under accelerate launch the process's GPU, else CUDA when available, else CPU), "
+    "cpu, cuda or cuda:N.")]
 TrustRemoteCode = Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from the hub (off by default).")]
 
 

@@ -45,6 +45,9 @@ def command(
     int8_min_agreement: Annotated[float, typer.Option(
         "--int8-min-agreement", help="Minimum argmax agreement of model.int8.onnx on real data.")] = 0.99,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: all).")] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="Where the parity check runs the ONNX model: auto, cpu, cuda or cuda:N (CUDA needs "
+        "onnxruntime-gpu: pip install 'bertdistill[gpu]').")] = "auto",
     allow_untrained_head: Annotated[bool, typer.Option(
         "--allow-untrained-head", help="Export a base encoder with a random head (speed tests only).")] = False,
     overwrite: c.Overwrite = False,
@@ -74,7 +77,7 @@ def command(
                           parity_examples=c.check_positive(parity_examples, "--parity-examples"),
                           max_length=max_length, batch_size=c.check_positive(batch_size, "--batch-size"),
                           fp32_max_abs_diff=fp32_tolerance, int8_min_agreement=int8_min_agreement,
-                          threads=threads, overwrite=overwrite, allow_untrained_head=allow_untrained_head,
+                          threads=threads, device=device, overwrite=overwrite, allow_untrained_head=allow_untrained_head,
                           trust_remote_code=trust_remote_code)
     report = export_model(config)
     print_table(summary_rows(report), ["model", "size_mb", "n", "max_abs_diff", "argmax_agreement", "passed"],

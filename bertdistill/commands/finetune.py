@@ -88,7 +88,9 @@ Warmup = Annotated[float, typer.Option("--warmup-ratio", help="Share of updates 
                                        rich_help_panel=TRAIN)]
 WeightDecay = Annotated[float, typer.Option("--weight-decay", rich_help_panel=TRAIN)]
 Seed = Annotated[int, typer.Option("--seed", rich_help_panel=TRAIN)]
-MixedPrecision = Annotated[str, typer.Option("--mixed-precision", help="no, bf16 (works on CPU) or fp16.",
+MixedPrecision = Annotated[Optional[str], typer.Option(
+    "--mixed-precision", help="no, bf16 (works on CPU) or fp16; default: the Accelerate configuration "
+    "(ACCELERATE_MIXED_PRECISION or accelerate config), else no.",
                                              rich_help_panel=TRAIN)]
 EvalEvery = Annotated[Optional[int], typer.Option("--eval-every", help="Evaluate every N updates (and each epoch).",
                                                   rich_help_panel=TRAIN)]
@@ -182,7 +184,7 @@ def command(
     match_layers: MatchLayers = "skip", relation_heads: RelationHeads = None,
     epochs: Epochs = 3.0, max_steps: MaxSteps = None, batch_size: c.BatchSize = 32, grad_accum: GradAccum = 1,
     lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
-    mixed_precision: MixedPrecision = "no", eval_every: EvalEvery = None, save_every: SaveEvery = 500,
+    mixed_precision: MixedPrecision = None, eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
     dev_fraction: Annotated[float, typer.Option(
         "--dev-fraction", help="Without --eval-data: share of the training rows held out as a dev set "

@@ -41,6 +41,7 @@ def command(
         "--backend", help="torch, bf16 (faster, logits move ~1e-3), onnx / onnx-int8 (exported teachers), auto.")] = "torch",
     shard_rows: Annotated[int, typer.Option("--shard-rows", help="Rows per shard (the unit of resuming).")] = 10_000,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for inference.")] = None,
+    device: c.Device = "auto",
     overwrite: c.Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or tables.")] = False,
     trust_remote_code: c.TrustRemoteCode = False,
@@ -52,5 +53,5 @@ def command(
     c.guard_outputs([output, Path(str(output) + ".partial")], *c.spec_inputs(spec), data_config, list(teacher))
     label(LabelConfig(teachers=list(teacher), data=spec, output=str(output), max_length=max_length,
                       batch_size=batch_size, hidden_layers=hidden_layers, student_layers=student_layers,
-                      backend=backend, shard_rows=shard_rows, threads=threads, overwrite=overwrite, quiet=quiet,
+                      backend=backend, shard_rows=shard_rows, threads=threads, device=device, overwrite=overwrite, quiet=quiet,
                       trust_remote_code=trust_remote_code))

@@ -35,6 +35,7 @@ def command(
     batch_size: c.BatchSize = 32,
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows tokenized and scored per chunk.")] = 10_000,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: all).")] = None,
+    device: c.Device = "auto",
     no_text: Annotated[bool, typer.Option("--no-text", help="Leave the text columns out of the output.")] = False,
     overwrite: c.Overwrite = False,
     trust_remote_code: c.TrustRemoteCode = False,
@@ -47,12 +48,12 @@ def command(
     c.guard_outputs([output, Path(str(output) + ".config.json")], *c.spec_inputs(spec), data_config, model)
     config = PredictConfig(model=model, data=spec, output=str(output), backend=backend, max_length=max_length,
                            batch_size=c.check_positive(batch_size, "--batch-size"),
-                           chunk_rows=c.check_positive(chunk_rows, "--chunk-rows"), threads=threads,
+                           chunk_rows=c.check_positive(chunk_rows, "--chunk-rows"), threads=threads, device=device,
                            include_text=not no_text, overwrite=overwrite, trust_remote_code=trust_remote_code)
     with progress(transient=True) as bar:
         task_id = bar.add_task("scoring", total=None)
         summary = predict_file(config, on_rows=lambda n: bar.advance(task_id, n))
-    console.print(f"{summary.rows} rows scored with {summary.backend} ({summary.examples_per_second} ex/s) "
+    console.print(f"{summary.rows} rows scored with {summary.backend} on {summary.device} ({summary.examples_per_second} ex/s) "
                   f"→ {summary.output}" + (f" and {summary.ranked_output}" if summary.ranked_output else ""))
     if summary.dropped:
         console.print(f"{summary.dropped} rows with a dropped gold label ({', '.join(spec.drop_labels)}) were "

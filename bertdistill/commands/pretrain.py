@@ -46,7 +46,7 @@ def command(
         "--time-budget", help="Stop after this many seconds of training (resumable with a larger budget).",
         rich_help_panel=f.TRAIN)] = None,
     batch_size: c.BatchSize = 32, grad_accum: f.GradAccum = 1, lr: f.Lr = 1e-4, warmup_ratio: f.Warmup = 0.05,
-    weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = "no",
+    weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = None,
     eval_every: f.EvalEvery = None, save_every: f.SaveEvery = 1000, max_length: c.MaxLength = 128,
     keep_checkpoints: f.KeepCheckpoints = False, overwrite: c.Overwrite = False, resume: f.Resume = False,
     trust_remote_code: c.TrustRemoteCode = False,

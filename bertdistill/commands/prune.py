@@ -46,6 +46,7 @@ def command(
         "--labels", help="Label store of the calibration data (teachers' logits) instead of --teacher.")] = None,
     max_length: c.MaxLength = 128,
     batch_size: c.BatchSize = 32,
+    device: c.Device = "auto",
     overwrite: c.Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or table.")] = False,
     trust_remote_code: c.TrustRemoteCode = False,
@@ -58,7 +59,8 @@ def command(
     result = prune(PruneConfig(model=model, data=spec, output=str(output), layers=layers, layer_map=layer_map,
                                hidden=hidden, heads=heads, ffn=ffn, teacher=teacher,
                                labels=str(labels) if labels else None, max_length=max_length,
-                               batch_size=c.check_positive(batch_size, "--batch-size"), overwrite=overwrite,
+                               batch_size=c.check_positive(batch_size, "--batch-size"), device=device,
+                               overwrite=overwrite,
                                quiet=quiet, trust_remote_code=trust_remote_code))
     if quiet:
         return

@@ -59,6 +59,10 @@ class ExportConfig:
     """int8 fails below this argmax agreement on real data (not checked on generated inputs)."""
     seed: int = 0
     threads: int | None = None
+    device: str = "auto"
+    """Where the parity check runs the exported model: auto | cpu | cuda | cuda:N (ONNX Runtime's CUDA
+    provider needs onnxruntime-gpu; auto uses it when installed and a GPU is there). The PyTorch reference
+    and the export itself run on the CPU, in fp32."""
     overwrite: bool = False
     allow_untrained_head: bool = False
     """Allow a base encoder (it gets a random classifier head): for speed tests only."""
@@ -90,6 +94,8 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     untrained_head: bool = False
+    parity_device: str = "cpu"
+    """Where ONNX Runtime ran the exported model for the parity check (cpu or cuda:N)."""
 
 
 def _check_config(config: ExportConfig) -> None:
@@ -109,6 +115,11 @@ def _check_config(config: ExportConfig) -> None:
     if not math.isfinite(config.int8_min_agreement) or not 0 <= config.int8_min_agreement <= 1:
         raise UserError(f"--int8-min-agreement {config.int8_min_agreement} must be between 0 and 1", None,
                         "use e.g. --int8-min-agreement 0.99")
+    import onnxruntime
+
+    from bertdistill.inference.onnx_backend import onnx_providers
+
+    onnx_providers(config.device, onnxruntime.get_available_providers())  # CUDA without onnxruntime-gpu fails now
     if config.parity_examples < 1:
         raise UserError(f"--parity-examples {config.parity_examples} must be at least 1", None,
                         "use 256 (the default) or more")
@@ -192,11 +203,13 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
         notes = _save_model_files(scorer, tmp)
         _export_onnx(scorer.torch_model, tmp / ONNX_FP32, config)
         parity: dict[str, dict[str, Any]] = {}
-        fp32 = run_batches(load_scorer(str(tmp), "onnx", threads=config.threads), batches)
+        onnx_fp32 = load_scorer(str(tmp), "onnx", threads=config.threads, device=config.device)
+        fp32 = run_batches(onnx_fp32, batches)
         parity["fp32"] = compare_logits(reference, fp32).check_fp32(config.fp32_max_abs_diff)
         if config.int8:
             quantize_int8(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp, config.int8_per_channel)
-            int8 = run_batches(load_scorer(str(tmp), "onnx-int8", threads=config.threads), batches)
+            int8 = run_batches(load_scorer(str(tmp), "onnx-int8", threads=config.threads, device=config.device),
+                               batches)
             result: ParityResult = compare_logits(reference, int8)
             parity["int8"] = result.check_int8(config.int8_min_agreement, real_data=parity_data is not None)
             if parity_data is None:
@@ -213,7 +226,8 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
             tolerances={"fp32_max_abs_diff": config.fp32_max_abs_diff,
                         "int8_min_argmax_agreement": config.int8_min_agreement},
             files=files, versions=_versions(), passed=all(p["passed"] for p in parity.values()),
-            notes=notes, seconds=round(time.perf_counter() - start, 2), untrained_head=untrained)
+            notes=notes, seconds=round(time.perf_counter() - start, 2), untrained_head=untrained,
+            parity_device=onnx_fp32.device)
         write_json(tmp / REPORT_FILE, report)
         write_json(tmp / CONFIG_FILE, config)
         if not report.passed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -16,8 +17,36 @@ from bertdistill.inference.registry import Backend, register_backend
 from bertdistill.inference.scorer import Scorer
 
 
-def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = False, int8: bool = False) -> Scorer:
-    """An ONNX Runtime session on the CPU; the exported graph returns logits only."""
+GPU_INSTALL = "pip install 'bertdistill[gpu]' (onnxruntime-gpu, in place of onnxruntime)"
+
+
+def onnx_providers(device: str | None, available: Sequence[str], env: dict[str, str] | None = None) -> list:
+    """ONNX Runtime providers for ``device``: CUDA (then CPU for unsupported nodes) when asked for or, for
+    ``auto``, when onnxruntime-gpu offers it and torch sees a GPU; else the CPU. CUDA asked for without
+    onnxruntime-gpu is a UserError."""
+    import torch
+
+    from bertdistill.devices import AUTO, local_rank, parse_device, under_accelerate_launch
+
+    kind, index = parse_device(device)
+    has_cuda = "CUDAExecutionProvider" in available
+    if kind == "cpu" or (kind == AUTO and not (has_cuda and torch.cuda.is_available())):
+        return ["CPUExecutionProvider"]
+    if kind == AUTO and str((env if env is not None else os.environ).get("ACCELERATE_USE_CPU", "")).lower() in (
+            "1", "true", "yes", "on"):
+        return ["CPUExecutionProvider"]
+    if not has_cuda:
+        raise UserError(f"device {device} asked for, but this ONNX Runtime has no CUDAExecutionProvider "
+                        f"(providers: {', '.join(available)})", "--device",
+                        f"install {GPU_INSTALL}, or use --device cpu")
+    if index is None:
+        index = local_rank(env) if under_accelerate_launch(env) else 0
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+
+
+def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = False, int8: bool = False,
+              device: str = "cpu") -> Scorer:
+    """An ONNX Runtime session on the CPU, or on a GPU with onnxruntime-gpu; the graph returns logits only."""
     import onnxruntime as ort
 
     from bertdistill.io import is_complete, read_json
@@ -35,12 +64,13 @@ def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = F
     if not any((p / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         raise UserError("ONNX directory has no tokenizer files", path,
                         "re-export it with bertdistill export, which copies the tokenizer")
+    providers = onnx_providers(device, ort.get_available_providers())
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(file), options, providers=providers)
     except Exception as exc:
         raise UserError(f"ONNX Runtime cannot load the model ({str(exc)[:160]})", str(file),
                         "re-export it with bertdistill export") from None
@@ -58,8 +88,11 @@ def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = F
 
     report = p / EXPORT_REPORT
     num_parameters = read_json(report).get("num_parameters") if report.is_file() else None
+    on_gpu = session.get_providers()[0] == "CUDAExecutionProvider"
+    gpu_index = providers[0][1]["device_id"] if on_gpu else None
     return Scorer(str(p), "onnx-int8" if int8 else "onnx", tokenizer, config_label_names(config), config,
-                  input_names, forward, onnx_file=str(file), num_parameters=num_parameters)
+                  input_names, forward, onnx_file=str(file), num_parameters=num_parameters,
+                  device=f"cuda:{gpu_index}" if on_gpu else "cpu")
 
 
 register_backend(Backend("onnx", load_onnx, reads_onnx=True, hidden_states=False))

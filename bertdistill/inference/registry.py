@@ -17,8 +17,8 @@ from bertdistill.inference.scorer import Scorer
 
 AUTO = "auto"
 
-Loader = Callable[[str, "int | None", bool], Scorer]
-"""(model path, CPU threads or None, trust_remote_code) → a loaded Scorer."""
+Loader = Callable[..., Scorer]
+"""(model path, CPU threads or None, trust_remote_code, device=auto|cpu|cuda|cuda:N) → a loaded Scorer."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,11 @@ def get_backend(name: str, path: str | Path | None) -> Backend:
 
 
 def load_scorer(path: str, backend: str = AUTO, threads: int | None = None,
-                trust_remote_code: bool = False) -> Scorer:
-    """Load a Hugging Face directory (torch / bf16) or an exported ONNX directory (onnx / onnx-int8)."""
+                trust_remote_code: bool = False, device: str = "cpu") -> Scorer:
+    """Load a Hugging Face directory (torch / bf16) or an exported ONNX directory (onnx / onnx-int8) to run on
+    ``device`` (auto | cpu | cuda | cuda:N; see ``bertdistill.devices``)."""
     chosen = get_backend(backend, path)
     if not chosen.reads_onnx and is_onnx_dir(path) and not (Path(path) / "model.safetensors").exists():
         raise UserError(f"backend {chosen.name} needs a PyTorch model, but this is an ONNX export", path,
                         "use --backend onnx or onnx-int8, or give the Hugging Face model directory")
-    return chosen.load(path, threads, trust_remote_code)
+    return chosen.load(path, threads, trust_remote_code, device=device)

@@ -31,6 +31,8 @@ class Scorer:
     torch_model: Any = None
     onnx_file: str | None = None
     num_parameters: int | None = None
+    device: str = "cpu"
+    """Where it runs: ``cpu`` or ``cuda:N``."""
 
     def logits(self, batch: Batch) -> np.ndarray:
         return self.forward(batch, ())[0]

@@ -17,22 +17,31 @@ from bertdistill.inference.scorer import Scorer
 
 
 def load_torch(path: str, threads: int | None = None, trust_remote_code: bool = False, bf16: bool = False,
-               device: str = "cpu") -> Scorer:
-    """A Hugging Face sequence classifier in eval mode; ``bf16`` runs it under bfloat16 autocast."""
+               device: str | torch.device = "cpu") -> Scorer:
+    """A Hugging Face sequence classifier in eval mode on ``device`` (auto | cpu | cuda | cuda:N); ``bf16``
+    runs it under autocast in the device's reduced precision (bf16; fp16 on GPUs without bf16)."""
+    from bertdistill.devices import autocast_dtype, resolve_device
     from bertdistill.models import config_label_names, load_classifier, load_tokenizer, resolve_model
 
+    device = device if isinstance(device, torch.device) else resolve_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     path = resolve_model(path)
     model = load_classifier(path, trust_remote_code=trust_remote_code).eval().to(device)
     tokenizer = load_tokenizer(path, trust_remote_code)
     input_names = model_input_names(model, tokenizer)
-    device_type = torch.device(device).type
+    cuda = device.type == "cuda"
+    dtype = autocast_dtype(device)
+
+    def to_device(array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        # Pinned host memory lets the copy to the GPU run asynchronously; on the CPU nothing moves.
+        return tensor.pin_memory().to(device, non_blocking=True) if cuda else tensor
 
     @torch.inference_mode()
     def forward(batch: Batch, layers: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
-        inputs = {k: torch.as_tensor(batch[k], device=device) for k in input_names if k in batch}
-        autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        inputs = {k: to_device(batch[k]) for k in input_names if k in batch}
+        autocast = torch.autocast(device.type, dtype=dtype) if bf16 else contextlib.nullcontext()
         with autocast:
             out = model(**inputs, output_hidden_states=bool(layers))
         logits = out.logits.float().cpu().numpy()
@@ -43,7 +52,7 @@ def load_torch(path: str, threads: int | None = None, trust_remote_code: bool = 
 
     return Scorer(path, "bf16" if bf16 else "torch", tokenizer, config_label_names(model.config), model.config,
                   input_names, forward, torch_model=model,
-                  num_parameters=sum(p.numel() for p in model.parameters()))
+                  num_parameters=sum(p.numel() for p in model.parameters()), device=str(device))
 
 
 def model_input_names(model, tokenizer) -> tuple[str, ...]:

@@ -37,6 +37,9 @@ class PruneConfig:
     """Label store of the calibration data (teachers' logits, averaged as probabilities) instead of --teacher."""
     max_length: int = 128
     batch_size: int = 32
+    device: str = "auto"
+    """Where the parts are scored (and --teacher runs): auto | cpu | cuda | cuda:N. The pruned model is
+    built and saved on the CPU."""
     overwrite: bool = False
     quiet: bool = False
     trust_remote_code: bool = False

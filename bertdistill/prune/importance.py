@@ -98,6 +98,7 @@ def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[d
     v = torch.zeros(n_layers, n_heads * d, dtype=torch.float64) if head_dims else None
     state: dict = {}
     hooks = []
+    device = next(model.parameters()).device  # masks live with the model; sums are kept on the CPU
 
     def head_mask_hook(i):
         def hook(_module, args):
@@ -116,14 +117,14 @@ def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[d
         def hook(_module, _args, out):
             mean = _masked_mean_abs(out, state["valid"]).double()
             if slot is None:
-                emb_sq.add_((mean ** 2).sum(0))
+                emb_sq.add_((mean ** 2).sum(0).cpu())
             else:
-                layer_sq[slot].add_((mean ** 2).sum(0))
+                layer_sq[slot].add_((mean ** 2).sum(0).cpu())
         return hook
 
     def dim_hook(i, name):
         def hook(_module, _args, out):
-            state.setdefault("dims", {})[(i, name)] = _masked_mean_abs(out, state["valid"]).double()
+            state.setdefault("dims", {})[(i, name)] = _masked_mean_abs(out, state["valid"]).double().cpu()
         return hook
 
     try:
@@ -148,21 +149,23 @@ def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[d
                 valid = inputs["attention_mask"].to(torch.float32)
                 b = valid.shape[0]
                 state["valid"] = valid
-                state["head_masks"] = [torch.ones(b, n_heads, requires_grad=True) for _ in range(n_layers)]
-                state["ffn_masks"] = [torch.ones(b, ffn_size, requires_grad=True) for _ in range(n_layers)]
+                state["head_masks"] = [torch.ones(b, n_heads, device=device, requires_grad=True)
+                                       for _ in range(n_layers)]
+                state["ffn_masks"] = [torch.ones(b, ffn_size, device=device, requires_grad=True)
+                                      for _ in range(n_layers)]
                 state["dims"] = {}
                 output = model(**inputs, output_hidden_states=True)
                 loss = objective_loss(objective, output, batch, valid)
                 grads = torch.autograd.grad(loss, state["head_masks"] + state["ffn_masks"])
                 for i in range(n_layers):
-                    heads[i] += grads[i].detach().abs().sum(0).double()
-                    ffn[i] += grads[n_layers + i].detach().abs().sum(0).double()
+                    heads[i] += grads[i].detach().abs().sum(0).double().cpu()
+                    ffn[i] += grads[n_layers + i].detach().abs().sum(0).double().cpu()
                 with torch.no_grad():
                     hs = output.hidden_states
                     for i in range(n_layers):
                         cos = torch.nn.functional.cosine_similarity(hs[i].float(), hs[i + 1].float(), dim=-1)
                         per_example = ((1 - cos) * valid).sum(1) / valid.sum(1).clamp(min=1)
-                        blocks[i] += per_example.double().sum()
+                        blocks[i] += per_example.double().sum().cpu()
                     if head_dims:
                         for i in range(n_layers):
                             dims = state["dims"]
@@ -182,7 +185,7 @@ def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[d
         state.clear()
     if head_dims:
         for i, layer in enumerate(parts.layers):
-            v[i] *= layer.attention.output.dense.weight.detach().double().norm(dim=0)
+            v[i] *= layer.attention.output.dense.weight.detach().double().norm(dim=0).cpu()
     return ImportanceScores(
         heads=heads.numpy(), ffn=ffn.numpy(), hidden_embeddings=emb_sq.sqrt().numpy(),
         hidden_layers=layer_sq.sqrt().sum(1).numpy(), blocks=(blocks / max(examples, 1)).numpy(),

@@ -157,14 +157,21 @@ def _pad(enc: dict[str, list], rows: list[int], pad_id: int) -> dict[str, torch.
     return out
 
 
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Tensors moved to ``device`` (through pinned memory to a GPU, asynchronously); unchanged on the CPU."""
+    if device.type == "cpu":
+        return batch
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def _teacher_probs(path: str, model_names: list[str], data, max_length: int, batch_size: int,
-                   trust_remote_code: bool) -> np.ndarray:
+                   trust_remote_code: bool, device: torch.device = torch.device("cpu")) -> np.ndarray:
     """(N, C) softmax of a teacher's logits, columns in the pruned model's label order."""
     from bertdistill.data.tokenize import sorted_batches
     from bertdistill.models import config_label_names, label_permutation, load_classifier, load_tokenizer, resolve_model
 
     source = resolve_model(path, "--teacher")
-    teacher = load_classifier(source, trust_remote_code=trust_remote_code, option="--teacher").eval()
+    teacher = load_classifier(source, trust_remote_code=trust_remote_code, option="--teacher").eval().to(device)
     order = label_permutation(config_label_names(teacher.config), model_names, source)
     tokenizer = load_tokenizer(source, trust_remote_code, option="--teacher")
     enc = _encode(tokenizer, data, max_length)
@@ -172,8 +179,8 @@ def _teacher_probs(path: str, model_names: list[str], data, max_length: int, bat
     pad = tokenizer.pad_token_id or 0
     with torch.inference_mode():
         for rows in sorted_batches([len(x) for x in enc["input_ids"]], batch_size):
-            logits = teacher(**_pad(enc, rows, pad)).logits.float()
-            probs[rows] = torch.softmax(logits[:, order], dim=-1).numpy()
+            logits = teacher(**_to_device(_pad(enc, rows, pad), device)).logits.float()
+            probs[rows] = torch.softmax(logits[:, order], dim=-1).cpu().numpy()
     return probs
 
 
@@ -289,7 +296,10 @@ def prune(config: PruneConfig) -> PruneResult:
     from bertdistill.models import config_label_names, is_classifier, load_config, load_tokenizer, resolve_model
     from bertdistill.ui import progress
 
+    from bertdistill.devices import resolve_device
+
     started = time.perf_counter()
+    device = resolve_device(config.device)
     if config.teacher and config.labels:
         raise UserError("both --teacher and --labels are given", None, "give only one source of soft predictions")
     if config.batch_size < 1:
@@ -325,7 +335,7 @@ def prune(config: PruneConfig) -> PruneResult:
     targets: dict[str, np.ndarray] = {}
     if objective == "teacher_kl":
         targets["target_probs"] = _teacher_probs(config.teacher, model_names, data, config.max_length,
-                                                 config.batch_size, config.trust_remote_code)
+                                                 config.batch_size, config.trust_remote_code, device)
     elif objective == "store_kl":
         targets["target_probs"] = _store_probs(config.labels, model_names, data)
     elif objective == "gold_ce":
@@ -344,13 +354,14 @@ def prune(config: PruneConfig) -> PruneResult:
             batch = _pad(enc, rows, pad_id)
             for key, values in targets.items():
                 batch[key] = torch.as_tensor(values[rows])
-            yield batch
+            yield _to_device(batch, device)
 
     head_dims = shape.head_size != parts.head_size
     prepared = time.perf_counter()
     # On CPU the backward pass of torch's SDPA kernel is ~4x slower than eager attention's.
     attn = model.config._attn_implementation
     _set_attention(model, "eager")
+    model.to(device)
     try:
         if config.quiet:
             scores = collect_scores(model, parts, batches(), objective, head_dims=head_dims)
@@ -361,6 +372,7 @@ def prune(config: PruneConfig) -> PruneResult:
                                         on_batch=lambda n: bar.advance(task, n))
     finally:
         _set_attention(model, attn)
+        model.to("cpu")  # the pruned model is built, checked and saved on the CPU
     scored = time.perf_counter()
     layers = choose_layers(shape, len(parts.layers), scores.blocks)
     plan = make_plan(scores, layers, shape.hidden, shape.heads, shape.ffn, parts.head_size)

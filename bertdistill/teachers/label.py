@@ -38,7 +38,7 @@ from bertdistill.teachers.teacher import Teacher, describe_teachers
 from bertdistill.teachers.writer import StoreWriter
 
 # Options that change neither the stored numbers' meaning nor the row layout may differ on resume.
-RESUME_IGNORED = ("overwrite", "threads", "quiet", "trust_remote_code")
+RESUME_IGNORED = ("overwrite", "threads", "quiet", "trust_remote_code", "device")
 
 
 @dataclass
@@ -59,6 +59,8 @@ class LabelConfig:
     """torch | bf16 (autocast) | onnx | onnx-int8 (an exported teacher; no hidden states) | auto."""
     shard_rows: int = 10_000
     threads: int | None = None
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N (bertdistill.devices); under accelerate launch, auto is each process's GPU."""
     overwrite: bool = False
     quiet: bool = False
     trust_remote_code: bool = False
@@ -86,6 +88,9 @@ def label(config: LabelConfig) -> Path:
         what = "label store already exists" if is_complete(output) else "output path already exists"
         raise UserError(what, str(output), "pass --overwrite to replace it, or choose another --output")
     check_output_dir(output, config.overwrite)
+    from bertdistill.devices import parse_device
+
+    parse_device(config.device)  # a misspelled device fails before any work
     with output_lock(output):  # one writer per store: a second one gets the holder's pid
         _label_locked(config, output)
     return output
@@ -112,7 +117,7 @@ def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], da
     label_names = _store_label_names(teachers[0].label_names, data)
     fingerprint = data.fingerprint()
     key = resume_key(config, fingerprint, teachers)
-    rank, world, barrier = _distributed()
+    rank, world, barrier = _distributed(config.device)
     writer = StoreWriter(output)
     fresh = world == 1 and not writer.work.exists()
     if rank == 0:
@@ -132,7 +137,7 @@ def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], da
     if todo:
         try:
             for t in teachers:
-                t.load(config.threads)
+                t.load(config.threads, config.device)
                 check_max_length(t.scorer.tokenizer, t.config, config.max_length)
         except BaseException:
             if fresh:  # nothing labeled yet: leave no partial store that would block a corrected command
@@ -152,14 +157,18 @@ def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], da
     barrier()
 
 
-def _distributed():
-    """(rank, world size, barrier): several processes under ``accelerate launch``, else one."""
+def _distributed(device: str = "auto"):
+    """(rank, world size, barrier): several processes under ``accelerate launch`` (on one machine or
+    several: the rank is global), else one."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
         return 0, 1, lambda: None
     from accelerate import PartialState
 
-    state = PartialState(cpu=not torch.cuda.is_available())
+    from bertdistill.devices import resolve_device
+
+    # Processes labeling on the CPU talk through gloo even where GPUs exist; on GPUs through NCCL.
+    state = PartialState(cpu=resolve_device(device).type == "cpu")
     return state.process_index, state.num_processes, state.wait_for_everyone
 
 

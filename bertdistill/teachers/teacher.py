@@ -30,8 +30,9 @@ class Teacher:
     trust_remote_code: bool = False
     scorer: Scorer | None = None
 
-    def load(self, threads: int | None) -> None:
-        self.scorer = load_scorer(self.path, self.backend, threads, trust_remote_code=self.trust_remote_code)
+    def load(self, threads: int | None, device: str = "cpu") -> None:
+        self.scorer = load_scorer(self.path, self.backend, threads, trust_remote_code=self.trust_remote_code,
+                                  device=device)
 
     def outputs(self, text_a: list[str], text_b: list[str] | None, max_length: int, batch_size: int,
                 on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:

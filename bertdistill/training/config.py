@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass, field
 
 from bertdistill.data.sources import DataSpec
+from bertdistill.devices import MIXED_PRECISION  # noqa: F401  (no, bf16, fp16)
 from bertdistill.errors import UserError
 from bertdistill.student.config import StudentConfig  # noqa: F401  (part of the run configs)
 from bertdistill.training.guards import GuardConfig
 
-MIXED_PRECISION = ("no", "bf16", "fp16")
 TEACHER_MODES = ("heads", "avg")
 KD_LOSSES = ("kl", "mse")
 
@@ -42,7 +42,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     seed: int = 42
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None
+    """no | bf16 | fp16; None: what Accelerate is configured with (ACCELERATE_MIXED_PRECISION, which
+    ``accelerate launch`` sets, or the ``accelerate config`` file), else no. ``check()`` records the result."""
     eval_every: int | None = None
     """Evaluate every N updates (and always at the end of each epoch)."""
     save_every: int | None = 500
@@ -56,9 +58,9 @@ class TrainConfig:
     max_length: int = 128
 
     def check(self) -> None:
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise UserError(f"unknown mixed precision {self.mixed_precision!r}", "--mixed-precision",
-                            f"use one of: {', '.join(MIXED_PRECISION)}")
+        from bertdistill.devices import resolve_mixed_precision
+
+        self.mixed_precision = resolve_mixed_precision(self.mixed_precision)
         for name in ("batch_size", "eval_batch_size", "grad_accum", "keep_last"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1", f"--{name.replace('_', '-')}", "use 1 or more")

@@ -133,6 +133,9 @@ def make_accelerator(config: TrainConfig):
     # precisions; Accelerate keeps its settings in a process-wide singleton, so start it afresh.
     if AcceleratorState._shared_state:
         AcceleratorState._reset_state()
+    from bertdistill.devices import resolve_mixed_precision
+
+    config.mixed_precision = resolve_mixed_precision(config.mixed_precision)  # None: Accelerate's setting
     try:
         return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
     except (ValueError, RuntimeError) as exc:
