@@ -185,6 +185,7 @@ def test_resume_relabels_a_shard_that_fails_its_checksum(teacher, tmp_path):
 def test_finetune_disk_full_ends_with_one_line_and_publishes_nothing(teacher, tmp_path, monkeypatch):
     """Training prints progress on stderr, so the error is its last line; no model looks finished."""
     from bertdistill import io
+    import bertdistill.training.loop  # noqa: F401  (imported first: modules imported under the patch would keep it)
 
     def disk_full(path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
