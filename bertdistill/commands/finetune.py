@@ -37,7 +37,7 @@ EvalSplit = Annotated[Optional[str], typer.Option(
 EvalDataConfig = Annotated[Optional[Path], typer.Option(
     "--eval-data-config", help="JSON data config of the eval data, for an eval file laid out unlike --data.",
     rich_help_panel=c.DATA_PANEL)]
-Output = Annotated[Path, typer.Option("--output", "-o", help="Output model directory.")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output model directory (required).")]
 StudentFrom = Annotated[Optional[str], typer.Option(
     "--student-from", help="Model whose layers start the student (pre-trained, or a pretrain-student output).",
     rich_help_panel=STUDENT)]
@@ -46,7 +46,8 @@ StudentLayers = Annotated[Optional[int], typer.Option("--student-layers", help="
 LayerMap = Annotated[str, typer.Option("--layer-map", help="Which layers: first, skip (evenly spaced) or 1-based i,j,k.",
                                        rich_help_panel=STUDENT)]
 StudentConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--student-config", help='JSON shape of a randomly initialized student, e.g. {"layers": 3, "width": 256, "heads": 4}.',
+    "--student-config", help='JSON file (or inline JSON) with the shape of a randomly initialized student, e.g. '
+         '{"layers": 3, "width": 256, "heads": 4}.',
     rich_help_panel=STUDENT)]
 TeacherMode = Annotated[Optional[str], typer.Option(
     "--teacher-mode", help="heads (TMKD: one head per teacher; default for several) or avg (averaged target).",
@@ -145,18 +146,52 @@ def student_config(student_from, model, student_layers, layer_map, student_confi
     cfg = StudentConfig(source=student_from or model, layers=student_layers, layer_map=layer_map,
                         trust_remote_code=trust_remote_code)
     if student_config_path:
-        shape = read_json(student_config_path)
+        text = str(student_config_path)
+        if text.lstrip().startswith("{"):  # inline JSON
+            import json
+
+            try:
+                shape = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"not valid JSON ({exc})", "--student-config",
+                                'write e.g. {"layers": 3, "width": 256}') from None
+        else:
+            shape = read_json(student_config_path)
         if not isinstance(shape, dict):
             raise UserError("expected a JSON object", str(student_config_path), 'write e.g. {"layers": 3, "width": 256}')
         shape = config_from_dict(StudentConfig, {k: v for k, v in shape.items() if k != "source"},
-                                 str(student_config_path))
+                                 "--student-config")
         cfg.random_init = True
         cfg.layers = shape.layers or student_layers
         cfg.width, cfg.heads, cfg.intermediate = shape.width, shape.heads, shape.intermediate
     return cfg
 
 
+def _fields(data_prefix: str) -> dict[str, tuple[str, ...]]:
+    """Option → run-config fields (finetune and pretrain-student); see ``common.with_config_file``."""
+    fields = c.data_fields(data_prefix)
+    fields.update({name: ("eval_data",) for name in ("eval_data", "eval_split", "eval_data_config", "eval_limit")})
+    fields.update({
+        "labels": ("labels",), "eval_labels": ("eval_labels",), "output": ("output",), "teacher": ("teacher_models",),
+        "model": ("student.source",), "student_from": ("student.source",), "student_layers": ("student.layers",),
+        "layer_map": ("student.layer_map",), "trust_remote_code": ("student.trust_remote_code",),
+        "student_config_path": tuple(f"student.{k}" for k in ("random_init", "layers", "width", "heads",
+                                                                "intermediate")),
+        "term": ("distill.terms",), "overwrite": ("overwrite",), "resume": ("resume",),
+        "eval_fraction": ("eval_fraction",), "dev_fraction": ("dev_fraction",), "no_eval": ("dev_fraction",),
+        "strict": ("guards.strict",)})
+    for name in ("alpha", "temperature", "kd_loss", "teacher_mode", "teacher_weights", "teachers", "pkd",
+                 "pkd_beta", "pkd_projection", "match_layers", "relation_heads"):
+        fields[name] = (f"distill.{name}",)
+    for name in ("epochs", "max_steps", "time_budget", "batch_size", "grad_accum", "lr", "warmup_ratio",
+                 "weight_decay", "seed", "mixed_precision", "eval_every", "save_every", "best_metric", "max_length",
+                 "keep_checkpoints"):
+        fields[name] = (f"train.{name}",)
+    return fields
+
+
 def command(
+    config_file: c.ConfigFile = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
@@ -170,7 +205,7 @@ def command(
     eval_labels: Annotated[Optional[Path], typer.Option(
         "--eval-labels", help="Label store of the eval data (adds distill_loss and teacher agreement).",
         rich_help_panel=DISTILL)] = None,
-    output: Output = Path("student"),
+    output: Output = None,
     model: c.ModelOpt = None,
     student_from: StudentFrom = None, student_layers: StudentLayers = None, layer_map: LayerMap = "first",
     student_config_path: StudentConfigOpt = None,
@@ -203,7 +238,8 @@ def command(
     eval_spec = c.eval_data_spec(spec, eval_data, eval_split, eval_data_config, eval_limit)
     config = FinetuneConfig(
         train_data=spec, eval_data=eval_spec, labels=str(labels) if labels else None,
-        eval_labels=str(eval_labels) if eval_labels else None, teacher_models=teacher or None, output=str(output),
+        eval_labels=str(eval_labels) if eval_labels else None, teacher_models=teacher or None,
+        output=str(output) if output else "",
         student=student_config(student_from, model, student_layers, layer_map, student_config_path,
                                trust_remote_code),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
@@ -217,4 +253,6 @@ def command(
                               relation_heads=relation_heads),
         dev_fraction=0.0 if no_eval else dev_fraction, guards=GuardConfig(strict=strict),
         overwrite=overwrite, resume=resume)
+    config = c.with_config_file(config, config_file, _fields("train_data"))
+    c.require(config.output, "--output", "add --output DIR (the model directory to create)")
     finetune(config)

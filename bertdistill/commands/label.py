@@ -26,8 +26,10 @@ Example:
 
 
 def command(
-    teacher: Annotated[list[str], typer.Option("--teacher", help="Teacher directory, PATH or NAME=PATH; repeat for several.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Label store directory to create.")],
+    teacher: Annotated[Optional[list[str]], typer.Option(
+        "--teacher", help="Teacher directory, PATH or NAME=PATH; repeat for several (required).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Label store directory to create (required).")] = None,
+    config_file: c.ConfigFile = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
@@ -49,7 +51,11 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
-    label(LabelConfig(teachers=list(teacher), data=spec, output=str(output), max_length=max_length,
+    config = LabelConfig(teachers=list(teacher or []), data=spec, output=str(output) if output else "", max_length=max_length,
                       batch_size=batch_size, hidden_layers=hidden_layers, student_layers=student_layers,
                       backend=backend, shard_rows=shard_rows, threads=threads, overwrite=overwrite, quiet=quiet,
-                      trust_remote_code=trust_remote_code))
+                      trust_remote_code=trust_remote_code)
+    config = c.with_config_file(config, config_file, {**c.data_fields("data"), "teacher": ("teachers",)})
+    c.require(config.teachers, "--teacher", "add --teacher DIR (repeat it for several teachers)")
+    c.require(config.output, "--output", "add --output DIR (the label store to create)")
+    label(config)

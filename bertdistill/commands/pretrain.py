@@ -23,6 +23,7 @@ Example (after bertdistill corpus and bertdistill label, see the README):
 
 
 def command(
+    config_file: c.ConfigFile = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     task: c.Task = None, limit: c.Limit = None,
@@ -34,7 +35,8 @@ def command(
     eval_fraction: Annotated[float, typer.Option(
         "--eval-fraction", help="Held-out share of the corpus when no --eval-data (0: no evaluation).",
         rich_help_panel=c.DATA_PANEL)] = 0.02,
-    output: f.Output = Path("student-stage1"),
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output model directory.")] = Path(
+        "student-stage1"),
     student_from: f.StudentFrom = None, student_layers: f.StudentLayers = None, layer_map: f.LayerMap = "first",
     student_config_path: f.StudentConfigOpt = None,
     teacher_mode: f.TeacherMode = None, teacher_weights: f.TeacherWeights = None, teachers: f.Teachers = None,
@@ -59,7 +61,8 @@ def command(
     config = PretrainConfig(
         train_data=spec, labels=str(labels) if labels else "", teacher_models=teacher or None,
         eval_data=c.eval_data_spec(spec, eval_data, eval_split, eval_data_config),
-        eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction, output=str(output),
+        eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction,
+        output=str(output) if output else "",
         student=f.student_config(student_from, None, student_layers, layer_map, student_config_path,
                                  trust_remote_code),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, time_budget=time_budget,
@@ -73,4 +76,6 @@ def command(
                               pkd_projection=pkd_projection, use_hard_labels=False, terms=f.term_weights(term),
                               match_layers=match_layers, relation_heads=relation_heads),
         overwrite=overwrite, resume=resume)
+    config = c.with_config_file(config, config_file, f._fields("train_data"))
+    c.require(config.output, "--output", "add --output DIR (the model directory to create)")
     pretrain_student(config)
