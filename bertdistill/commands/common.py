@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import enum
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -126,6 +127,16 @@ MaxLength = Annotated[int, typer.Option("--max-length", help="Maximum tokens per
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per batch.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 TrustRemoteCode = Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from the hub (off by default).")]
+
+
+def choice(name: str, values: tuple[str, ...] | list[str]) -> type[enum.Enum]:
+    """A str Enum of fixed choices for an option, so that --help lists them and click refuses others."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
+
+
+def value(option: Any) -> Any:
+    """The plain value of a choice option (its Enum member's string), else the option as is."""
+    return option.value if isinstance(option, enum.Enum) else option
 
 
 def split_list(text: str | None) -> list[str] | None:

@@ -27,7 +27,7 @@ def command(
         "--output", "-o", help="Directory to create (model.onnx, tokenizer, report); required.")] = None,
     config_file: c.ConfigFile = None,
     model: c.ModelOpt = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (dynamic int8 quantization).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write model_quantized.onnx (dynamic int8 quantization).")] = False,
     int8_scales: Annotated[str, typer.Option(
         "--int8-scales",
         help="channel: one int8 scale per output channel (closer to fp32); tensor: one per weight.")] = "channel",
@@ -45,7 +45,7 @@ def command(
     fp32_tolerance: Annotated[float, typer.Option(
         "--fp32-tolerance", help="Maximum absolute logit difference allowed for model.onnx.")] = 1e-4,
     int8_min_agreement: Annotated[float, typer.Option(
-        "--int8-min-agreement", help="Minimum argmax agreement of model.int8.onnx on real data.")] = 0.99,
+        "--int8-min-agreement", help="Minimum argmax agreement of model_quantized.onnx on real data.")] = 0.99,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: all).")] = None,
     allow_untrained_head: Annotated[bool, typer.Option(
         "--allow-untrained-head", help="Export a base encoder with a random head (speed tests only).")] = False,

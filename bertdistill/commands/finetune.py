@@ -91,6 +91,13 @@ WeightDecay = Annotated[float, typer.Option("--weight-decay", rich_help_panel=TR
 Seed = Annotated[int, typer.Option("--seed", rich_help_panel=TRAIN)]
 MixedPrecision = Annotated[str, typer.Option("--mixed-precision", help="no, bf16 (works on CPU) or fp16.",
                                              rich_help_panel=TRAIN)]
+ReportTo = Annotated[c.choice("ReportTo", ("none", "tensorboard", "wandb")), typer.Option(
+    "--report-to", help="Log every loss term, the learning rate, throughput and evaluations to TensorBoard "
+                        "(<output>/logs) or Weights & Biases (needs wandb), through Accelerate.",
+    rich_help_panel=TRAIN)]
+LogEvery = Annotated[Optional[int], typer.Option(
+    "--log-every", help="Keep every N-th step in training_record.json's history (default: every step up to "
+                        "2,000 updates, else ~2,000 evenly spaced).", rich_help_panel=TRAIN)]
 EvalEvery = Annotated[Optional[int], typer.Option("--eval-every", help="Evaluate every N updates (and each epoch).",
                                                   rich_help_panel=TRAIN)]
 SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint every N updates (and each epoch).",
@@ -185,7 +192,7 @@ def _fields(data_prefix: str) -> dict[str, tuple[str, ...]]:
         fields[name] = (f"distill.{name}",)
     for name in ("epochs", "max_steps", "time_budget", "batch_size", "grad_accum", "lr", "warmup_ratio",
                  "weight_decay", "seed", "mixed_precision", "eval_every", "save_every", "best_metric", "max_length",
-                 "keep_checkpoints"):
+                 "keep_checkpoints", "report_to", "log_every"):
         fields[name] = (f"train.{name}",)
     return fields
 
@@ -219,6 +226,7 @@ def command(
     lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = "no", eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
+    report_to: ReportTo = "none", log_every: LogEvery = None,
     dev_fraction: Annotated[float, typer.Option(
         "--dev-fraction", help="Without --eval-data: share of the training rows held out as a dev set "
                                "(whole queries for ranking; at most 2,000 rows).", rich_help_panel=TRAIN)] = 0.1,
@@ -245,7 +253,8 @@ def command(
         train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
                           grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
-                          best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints),
+                          best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints,
+                          report_to=c.value(report_to), log_every=log_every),
         distill=DistillConfig(alpha=alpha, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,

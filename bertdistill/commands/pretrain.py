@@ -50,7 +50,8 @@ def command(
     batch_size: c.BatchSize = 32, grad_accum: f.GradAccum = 1, lr: f.Lr = 1e-4, warmup_ratio: f.Warmup = 0.05,
     weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = "no",
     eval_every: f.EvalEvery = None, save_every: f.SaveEvery = 1000, max_length: c.MaxLength = 128,
-    keep_checkpoints: f.KeepCheckpoints = False, overwrite: c.Overwrite = False, resume: f.Resume = False,
+    keep_checkpoints: f.KeepCheckpoints = False, report_to: f.ReportTo = "none", log_every: f.LogEvery = None,
+    overwrite: c.Overwrite = False, resume: f.Resume = False,
     trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.training.config import DistillConfig, PretrainConfig, TrainConfig
@@ -69,7 +70,8 @@ def command(
                           batch_size=c.check_positive(batch_size, "--batch-size"), grad_accum=grad_accum, lr=lr,
                           warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
                           mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
-                          max_length=max_length, keep_checkpoints=keep_checkpoints),
+                          max_length=max_length, keep_checkpoints=keep_checkpoints,
+                          report_to=c.value(report_to), log_every=log_every),
         distill=DistillConfig(alpha=1.0, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=f.floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,

@@ -56,4 +56,4 @@ bertdistill bench --model "teacher-t1=$OUT/teachers/t1" --model "student=$OUT/st
   --json "$OUT/bench.json" --markdown "$OUT/bench.md"
 
 echo
-echo "Exported student: $OUT/student-onnx (model.onnx, model.int8.onnx, tokenizer, export_report.json)"
+echo "Exported student: $OUT/student-onnx (model.onnx, model_quantized.onnx, tokenizer, export_report.json)"
