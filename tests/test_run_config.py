@@ -135,3 +135,16 @@ def test_data_command_reads_a_yaml_config(tmp_path):
     r = run_cli("data", "--config", cfg, "--no-tokens", "--json", tmp_path / "s.json")
     assert r.code == 0, r.err
     assert json.loads((tmp_path / "s.json").read_text())["rows"] == 5
+
+
+def test_help_lists_choices_and_completion_is_on():
+    r = run_cli("--help")
+    assert "--install-completion" in r.out
+    finetune = run_cli("finetune", "--help").out
+    for shown in ("<no|bf16|fp16>", "<kl|mse>", "<none|skip|last>", "<none|tensorboard|wandb>",
+                  "<pair|single|ranking>"):
+        assert shown in finetune, shown
+    assert "<channel|tensor>" in run_cli("export", "--help").out
+    assert "onnx-int8" in run_cli("predict", "--help").out
+    r = run_cli("finetune", "--data", "x.tsv", "--mixed-precision", "fp8", "--output", "o")
+    assert r.code == 2 and "fp8" in r.err

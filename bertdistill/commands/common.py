@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import copy
-import enum
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import typer
 
@@ -114,7 +113,8 @@ LabelColumn = Annotated[Optional[str], typer.Option("--label-column", help="Gold
 GroupColumn = Annotated[Optional[str], typer.Option(
     "--group-column", help="Query-id column of ranking data (metrics per query). Implies --task ranking.",
     rich_help_panel=DATA_PANEL)]
-Task = Annotated[Optional[str], typer.Option("--task", help="pair, single or ranking (inferred when not given).",
+TASKS = ("pair", "single", "ranking")
+Task = Annotated[Optional[Literal[TASKS]], typer.Option("--task", help="pair, single or ranking (inferred when not given).",
                                              rich_help_panel=DATA_PANEL)]
 LabelNames = Annotated[Optional[str], typer.Option(
     "--label-names", help="Comma-separated label order, e.g. not_entailment,entailment.", rich_help_panel=DATA_PANEL)]
@@ -129,14 +129,10 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 TrustRemoteCode = Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from the hub (off by default).")]
 
 
-def choice(name: str, values: tuple[str, ...] | list[str]) -> type[enum.Enum]:
-    """A str Enum of fixed choices for an option, so that --help lists them and click refuses others."""
-    return enum.Enum(name, {v: v for v in values}, type=str)
-
-
-def value(option: Any) -> Any:
-    """The plain value of a choice option (its Enum member's string), else the option as is."""
-    return option.value if isinstance(option, enum.Enum) else option
+def choice(name: str, values: tuple[str, ...] | list[str]) -> Any:
+    """The type of an option with fixed choices (``Literal``), so that --help lists them and the parser
+    refuses others; the value stays a plain string. ``name`` documents the choice set."""
+    return Literal[tuple(values)]
 
 
 def split_list(text: str | None) -> list[str] | None:

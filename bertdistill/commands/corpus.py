@@ -70,7 +70,7 @@ def command(
     within_group: Annotated[bool, typer.Option(
         "--within-group/--no-within-group", help="Pair query texts of one group with all its candidates.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draw.")] = 0,
-    mine: Annotated[str, typer.Option("--mine", help="none (random pairs) or bm25.", rich_help_panel=MINE_PANEL)] = "none",
+    mine: Annotated[c.choice("Mine", ("none", "bm25")), typer.Option("--mine", help="none (random pairs) or bm25.", rich_help_panel=MINE_PANEL)] = "none",
     queries: Annotated[TextSources, typer.Option(
         "--queries", help="More queries: FILE or FILE:COLUMN[,COLUMN]; repeat for several.",
         rich_help_panel=MINE_PANEL)] = None,

@@ -28,7 +28,7 @@ def command(
     config_file: c.ConfigFile = None,
     model: c.ModelOpt = None,
     int8: Annotated[bool, typer.Option("--int8", help="Also write model_quantized.onnx (dynamic int8 quantization).")] = False,
-    int8_scales: Annotated[str, typer.Option(
+    int8_scales: Annotated[c.choice("Int8Scales", ("channel", "tensor")), typer.Option(
         "--int8-scales",
         help="channel: one int8 scale per output channel (closer to fp32); tensor: one per weight.")] = "channel",
     data: Annotated[Optional[Path], typer.Option(
@@ -41,7 +41,7 @@ def command(
     max_length: c.MaxLength = 128,
     batch_size: c.BatchSize = 32,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (17 or higher).")] = 17,
-    exporter: Annotated[str, typer.Option("--exporter", help="legacy (TorchScript) or dynamo (needs onnxscript).")] = "legacy",
+    exporter: Annotated[c.choice("Exporter", ("legacy", "dynamo")), typer.Option("--exporter", help="legacy (TorchScript) or dynamo (needs onnxscript).")] = "legacy",
     fp32_tolerance: Annotated[float, typer.Option(
         "--fp32-tolerance", help="Maximum absolute logit difference allowed for model.onnx.")] = 1e-4,
     int8_min_agreement: Annotated[float, typer.Option(

@@ -49,7 +49,7 @@ StudentConfigOpt = Annotated[Optional[Path], typer.Option(
     "--student-config", help='JSON file (or inline JSON) with the shape of a randomly initialized student, e.g. '
          '{"layers": 3, "width": 256, "heads": 4}.',
     rich_help_panel=STUDENT)]
-TeacherMode = Annotated[Optional[str], typer.Option(
+TeacherMode = Annotated[Optional[c.choice("TeacherMode", ("heads", "avg"))], typer.Option(
     "--teacher-mode", help="heads (TMKD: one head per teacher; default for several) or avg (averaged target).",
     rich_help_panel=DISTILL)]
 TeacherWeights = Annotated[Optional[str], typer.Option("--teacher-weights", help="Per-teacher weights, e.g. 1,1,2.",
@@ -58,9 +58,9 @@ Teachers = Annotated[Optional[str], typer.Option("--teachers", help="Use only th
                                                  rich_help_panel=DISTILL)]
 Temperature = Annotated[float, typer.Option("--temperature", "-T", help="Softmax temperature T of the KD loss.",
                                             rich_help_panel=DISTILL)]
-KdLoss = Annotated[str, typer.Option("--kd-loss", help="kl (T²·KL of softened probabilities) or mse (on logits).",
+KdLoss = Annotated[c.choice("KdLoss", ("kl", "mse")), typer.Option("--kd-loss", help="kl (T²·KL of softened probabilities) or mse (on logits).",
                                      rich_help_panel=DISTILL)]
-Pkd = Annotated[str, typer.Option("--pkd", help="Patient KD on [CLS] states: none, skip or last.",
+Pkd = Annotated[c.choice("Pkd", ("none", "skip", "last")), typer.Option("--pkd", help="Patient KD on [CLS] states: none, skip or last.",
                                   rich_help_panel=DISTILL)]
 PkdBeta = Annotated[float, typer.Option("--pkd-beta", help="Weight β of the PKD loss.", rich_help_panel=DISTILL)]
 PkdProjection = Annotated[bool, typer.Option(
@@ -89,7 +89,7 @@ Warmup = Annotated[float, typer.Option("--warmup-ratio", help="Share of updates 
                                        rich_help_panel=TRAIN)]
 WeightDecay = Annotated[float, typer.Option("--weight-decay", rich_help_panel=TRAIN)]
 Seed = Annotated[int, typer.Option("--seed", rich_help_panel=TRAIN)]
-MixedPrecision = Annotated[str, typer.Option("--mixed-precision", help="no, bf16 (works on CPU) or fp16.",
+MixedPrecision = Annotated[c.choice("MixedPrecision", ("no", "bf16", "fp16")), typer.Option("--mixed-precision", help="no, bf16 (works on CPU) or fp16.",
                                              rich_help_panel=TRAIN)]
 ReportTo = Annotated[c.choice("ReportTo", ("none", "tensorboard", "wandb")), typer.Option(
     "--report-to", help="Log every loss term, the learning rate, throughput and evaluations to TensorBoard "
@@ -254,7 +254,7 @@ def command(
                           grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
                           best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints,
-                          report_to=c.value(report_to), log_every=log_every),
+                          report_to=report_to, log_every=log_every),
         distill=DistillConfig(alpha=alpha, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,

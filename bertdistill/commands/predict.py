@@ -26,7 +26,7 @@ def command(
     config_file: c.ConfigFile = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help="Hugging Face model directory or exported ONNX directory.")] = None,
-    backend: Annotated[str, typer.Option(
+    backend: Annotated[c.choice("Backend", ("auto", "torch", "bf16", "onnx", "onnx-int8")), typer.Option(
         "--backend", help="auto (ONNX for an ONNX directory, else torch), torch, bf16, onnx or onnx-int8.")] = "auto",
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,

@@ -71,7 +71,7 @@ def command(
                           warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
                           mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
                           max_length=max_length, keep_checkpoints=keep_checkpoints,
-                          report_to=c.value(report_to), log_every=log_every),
+                          report_to=report_to, log_every=log_every),
         distill=DistillConfig(alpha=1.0, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=f.floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
