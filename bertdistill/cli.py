@@ -10,6 +10,13 @@ import sys
 
 import typer
 
+try:  # typer ≥ 0.20 runs on its own copy of click
+    from typer._click import exceptions as _click_exc
+    from typer.exceptions import Abort as _Abort
+except ImportError:  # pragma: no cover
+    from click import exceptions as _click_exc
+    from click.exceptions import Abort as _Abort
+
 from bertdistill import __version__
 from bertdistill.commands import bench, corpus, data, export, finetune, label, predict, pretrain, prune
 from bertdistill.errors import UserError
@@ -20,7 +27,7 @@ app = typer.Typer(
          "distill a student (TMKD, PKD), benchmark it and export it to ONNX.\n\n"
          "Example: bertdistill data --data ../shared/datasets/glue/RTE/train.tsv",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -53,7 +60,24 @@ def main(argv: list[str] | None = None) -> None:
     # progress bars; read by huggingface_hub and transformers when they are first imported.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        app(args=argv, prog_name="bertdistill", standalone_mode=True)
+        code = app(args=argv, prog_name="bertdistill", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except _click_exc.NoArgsIsHelpError as exc:  # the help is already printed
+        sys.exit(exc.exit_code)
+    except _click_exc.UsageError as exc:  # a bad option value: one line too, as click's message says it
+        if debug:
+            raise
+        message = " ".join(exc.format_message().split())
+        command = exc.ctx.command_path if exc.ctx is not None else "bertdistill"
+        typer.echo(f"error: {message} — fix: see {command} --help", err=True)
+        sys.exit(2)
+    except _click_exc.ClickException as exc:
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except _Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
     except UserError as exc:
         if debug:
             raise

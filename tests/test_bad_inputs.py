@@ -472,7 +472,7 @@ CASES: dict[str, Case] = {
     # export
     "export-unknown-int8-scales": Case(
         lambda k, t: (["export", "--model", k.teacher, "--int8", "--int8-scales", "row", "--output", t / "x"], t / "x"),
-        ("--int8-scales 'row'", "channel or tensor")),
+        ("'--int8-scales'", "'row' is not one of 'channel', 'tensor'")),
     "export-parity-failure": Case(lambda k, t: (export(k, t / "x"), t / "x"), ("parity check failed",),
                                   patch=_break_onnx_export),
     "export-output-exists": Case(lambda k, t: (export(k, existing(t, "x")), t / "x"), ("already exists",)),

@@ -35,7 +35,7 @@ def exported(tiny_bert, tmp_path_factory):
 def test_export_writes_a_complete_self_contained_directory(exported, tiny_bert):
     out, report, _ = exported
     assert is_complete(out)
-    for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "config.json", "export_report.json",
+    for name in ("model.onnx", "model_quantized.onnx", "tokenizer.json", "config.json", "export_report.json",
                  "export_config.json"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
@@ -50,6 +50,31 @@ def test_export_writes_a_complete_self_contained_directory(exported, tiny_bert):
     assert report.parity["int8"]["checked"] is True and report.parity["int8"]["argmax_agreement"] >= 0.99
     # No temporary or failed directories are left next to the output.
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".") or "failed" in p.name) == []
+
+
+def test_directory_with_the_old_int8_name_still_loads(exported, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from bertdistill.inference import is_onnx_dir
+
+    out, _, _ = exported
+    old = tmp_path / "old-export"
+    shutil.copytree(out, old)
+    (old / "model_quantized.onnx").rename(old / "model.int8.onnx")
+    (old / "model.onnx").unlink()
+    assert is_onnx_dir(old)
+    from pathlib import Path
+
+    from bertdistill.inference.scorer import score_rows
+
+    new_scorer, old_scorer = load_scorer(str(out), "onnx-int8"), load_scorer(str(old), "onnx-int8")
+    assert Path(old_scorer.onnx_file).name == "model.int8.onnx"
+    a, b = ["what is the river", "a cat"], ["the river is long", "the dog runs"]
+    new, _ = score_rows(new_scorer, new_scorer.encode(a, b, 32), 2)
+    old_logits, _ = score_rows(old_scorer, old_scorer.encode(a, b, 32), 2)
+    np.testing.assert_array_equal(new, old_logits)
 
 
 def test_onnx_graph_has_dynamic_axes_and_opset(exported):
@@ -169,8 +194,8 @@ def test_int8_scales_per_channel_by_default_per_tensor_on_request(tiny_bert, tmp
         result = runner.invoke(app, ["export", "--model", str(tiny_bert), "--output", str(tmp_path / scales),
                                      "--parity-examples", "8", "--int8", "--int8-scales", scales])
         assert result.exit_code == 0, result.output
-    per_channel = _weight_scale_sizes(tmp_path / "channel" / "model.int8.onnx")
-    per_tensor = _weight_scale_sizes(tmp_path / "tensor" / "model.int8.onnx")
+    per_channel = _weight_scale_sizes(tmp_path / "channel" / "model_quantized.onnx")
+    per_tensor = _weight_scale_sizes(tmp_path / "tensor" / "model_quantized.onnx")
     assert per_tensor == {1} and max(per_channel) > 1, (per_tensor, per_channel)  # embeddings: per tensor
     assert json.loads((tmp_path / "tensor" / "export_config.json").read_text())["int8_per_channel"] is False
     assert ExportConfig().int8_per_channel is True
@@ -180,7 +205,7 @@ def test_dynamo_exporter_output_quantizes(tiny_bert, tmp_path):
     pytest.importorskip("onnxscript")
     report = export_model(ExportConfig(model=str(tiny_bert), output=str(tmp_path / "dyn"), exporter="dynamo",
                                        opset=18, int8=True, parity_examples=16))
-    assert report.passed and (tmp_path / "dyn" / "model.int8.onnx").is_file()
+    assert report.passed and (tmp_path / "dyn" / "model_quantized.onnx").is_file()
     assert not (tmp_path / "dyn" / "model.novalueinfo.onnx").exists()
 
 
@@ -222,7 +247,7 @@ def test_cli_export_prints_parity_and_exit_codes(tiny_bert, tmp_path):
     result = runner.invoke(app, ["export", "--model", str(tiny_bert), "--output", str(tmp_path / "cli"),
                                  "--parity-examples", "8", "--int8"])
     assert result.exit_code == 0, result.output
-    assert "model.int8.onnx" in result.output and "not checked" in result.output
+    assert "model_quantize" in result.output and "not checked" in result.output  # truncated at 80 columns
     bad = subprocess.run([sys.executable, "-m", "bertdistill", "export", "--model", str(tiny_bert),
                           "--output", str(tmp_path / "cli")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "already exists" in bad.stderr and "Traceback" not in bad.stderr

@@ -28,8 +28,10 @@ OUTPUT = "Output"
 
 
 def command(
-    model: Annotated[list[str], typer.Option(
-        "--model", help="[NAME=]PATH[:BACKEND]; repeat once per model. The first is the baseline unless --baseline.")],
+    model: Annotated[Optional[list[str]], typer.Option(
+        "--model", help="[NAME=]PATH[:BACKEND]; repeat once per model (required). The first is the baseline "
+                        "unless --baseline.")] = None,
+    config_file: c.ConfigFile = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
@@ -75,10 +77,14 @@ def command(
                         "use e.g. --batch-sizes 1,32") from None
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, False, limit)
-    config = BenchConfig(models=list(model), data=spec, batch_sizes=sizes, threads=threads, device=device, warmup=warmup,
+    config = BenchConfig(models=list(model or []), data=spec, batch_sizes=sizes, threads=threads, device=device,
+                         warmup=warmup,
                          repeats=repeats, seq_len=seq_len, max_length=max_length,
                          metric_batch_size=metric_batch_size, baseline=baseline, seed=seed,
                          trust_remote_code=trust_remote_code)
+    # --json, --markdown and --plot are no part of the saved config: they stay options.
+    config = c.with_config_file(config, config_file, {**c.data_fields("data"), "model": ("models",)})
+    c.require(config.models, "--model", "add --model [NAME=]PATH[:BACKEND], once per model")
     # Fail on bad settings and unwritable outputs before minutes of measuring.
     check_config(config)
     if plot_out:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import typer
 
@@ -11,6 +13,84 @@ from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
 
 DATA_PANEL = "Data"
+T = TypeVar("T")
+
+ConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", help="YAML or JSON file with this command's settings, e.g. the *_config.json a run saved next to "
+                     "its output; options given on the command line override it.")]
+
+#: The data options and the DataSpec field each one sets.
+DATA_FIELDS = {"data": "path", "dataset": "dataset", "subset": "subset", "split": "split", "columns": "columns",
+               "text_a": "text_a", "text_b": "text_b", "label_column": "label_column",
+               "group_column": "group_column", "task": "task", "label_names": "label_names",
+               "unlabeled": "unlabeled", "limit": "limit"}
+
+
+def data_fields(prefix: str) -> dict[str, tuple[str, ...]]:
+    """Option → config field paths of the data options, for a DataSpec at ``prefix`` of a config."""
+    out: dict[str, tuple[str, ...]] = {"data_config": (prefix,)}
+    out.update({opt: (f"{prefix}.{name}",) for opt, name in DATA_FIELDS.items()})
+    return out
+
+
+def explicit_options() -> set[str]:
+    """Parameters of the running command given on the command line (or by environment), not defaulted.
+    Outside a click context (a command function called from Python) none counts as given."""
+    try:  # typer ≥ 0.20 runs on its own copy of click
+        from typer._click.core import ParameterSource
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer on click
+        from click import get_current_context
+        from click.core import ParameterSource
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return set()
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set(obj: Any, path: str, value: Any) -> None:
+    *head, last = path.split(".")
+    for part in head:
+        obj = getattr(obj, part)
+    setattr(obj, last, value)
+
+
+def with_config_file(flags_config: T, config_path: Path | None, fields: dict[str, tuple[str, ...]]) -> T:
+    """The run config of a command: the options' config (``flags_config``, command-line defaults included)
+    with the settings of ``--config FILE`` laid over it, then the options given explicitly on the command line
+    laid over that. ``fields`` maps each option to the config fields it sets (dotted paths; an option not
+    listed sets the top-level field of its own name, if there is one, else nothing); the file is validated against the config dataclass (one-line error naming the key on a wrong type or unknown key)."""
+    from bertdistill.config import config_from_dict, config_to_dict, merge_dicts, read_config_file
+
+    if config_path is None:
+        return flags_config
+    cls = type(flags_config)
+    data = read_config_file(config_path)
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping of settings", str(config_path), "write the config as key: value lines")
+    config_from_dict(cls, data, str(config_path))  # names a bad key of the file itself
+    merged = config_from_dict(cls, merge_dicts(config_to_dict(flags_config), data), str(config_path))
+    given = explicit_options()
+    top = {f.name for f in dataclasses.fields(cls)}
+    paths = sorted({p for opt in given for p in fields.get(opt, (opt,) if opt in top else ())},
+                   key=lambda p: p.count("."))  # whole sections first, then their fields
+    for path in paths:
+        _set(merged, path, copy.deepcopy(_get(flags_config, path)))
+    return merged
+
+
+def require(value: Any, option: str, fix: str) -> Any:
+    if value in (None, "", []):
+        raise UserError(f"no {option} given", None, fix)
+    return value
 
 DataPath = Annotated[Optional[Path], typer.Option(
     "--data", help="Local data file: .tsv/.txt (tab), .csv, .jsonl/.json or .parquet.", rich_help_panel=DATA_PANEL)]
@@ -33,7 +113,8 @@ LabelColumn = Annotated[Optional[str], typer.Option("--label-column", help="Gold
 GroupColumn = Annotated[Optional[str], typer.Option(
     "--group-column", help="Query-id column of ranking data (metrics per query). Implies --task ranking.",
     rich_help_panel=DATA_PANEL)]
-Task = Annotated[Optional[str], typer.Option("--task", help="pair, single or ranking (inferred when not given).",
+TASKS = ("pair", "single", "ranking")
+Task = Annotated[Optional[Literal[TASKS]], typer.Option("--task", help="pair, single or ranking (inferred when not given).",
                                              rich_help_panel=DATA_PANEL)]
 LabelNames = Annotated[Optional[str], typer.Option(
     "--label-names", help="Comma-separated label order, e.g. not_entailment,entailment.", rich_help_panel=DATA_PANEL)]
@@ -49,6 +130,12 @@ Device = Annotated[str, typer.Option(
     "--device", help="auto (under accelerate launch the process's GPU, else CUDA when available, else CPU), "
     "cpu, cuda or cuda:N.")]
 TrustRemoteCode = Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from the hub (off by default).")]
+
+
+def choice(name: str, values: tuple[str, ...] | list[str]) -> Any:
+    """The type of an option with fixed choices (``Literal``), so that --help lists them and the parser
+    refuses others; the value stays a plain string. ``name`` documents the choice set."""
+    return Literal[tuple(values)]
 
 
 def split_list(text: str | None) -> list[str] | None:

@@ -51,6 +51,9 @@ TextSources = Optional[list[str]]
 
 
 def command(
+    config_file: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML or JSON file with the corpus settings (the config entry of a corpus's "
+                         ".meta.json is one); options given on the command line override it.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Corpus file to write (.jsonl).")] = None,
     data: Annotated[Optional[list[Path]], typer.Option(
         "--data", help="Local data file; repeat for several (they share the column options).",
@@ -67,7 +70,7 @@ def command(
     within_group: Annotated[bool, typer.Option(
         "--within-group/--no-within-group", help="Pair query texts of one group with all its candidates.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draw.")] = 0,
-    mine: Annotated[str, typer.Option("--mine", help="none (random pairs) or bm25.", rich_help_panel=MINE_PANEL)] = "none",
+    mine: Annotated[c.choice("Mine", ("none", "bm25")), typer.Option("--mine", help="none (random pairs) or bm25.", rich_help_panel=MINE_PANEL)] = "none",
     queries: Annotated[TextSources, typer.Option(
         "--queries", help="More queries: FILE or FILE:COLUMN[,COLUMN]; repeat for several.",
         rich_help_panel=MINE_PANEL)] = None,
@@ -113,8 +116,6 @@ def command(
     from bertdistill.data.corpus import CorpusConfig, build_corpus
     from bertdistill.io import input_paths
 
-    if output is None:
-        raise UserError("no output file given", None, "add --output FILE.jsonl")
     mining = mine != "none"
     if mining and negatives_per_query is not None:
         raise UserError("--negatives-per-query is for random corpora", None,
@@ -124,13 +125,20 @@ def command(
         paths.append(None)  # the hub data set (or the data config's own source)
     specs = [c.data_spec(p, dataset if p is None else None, subset, split, data_config, columns, text_a, text_b,
                          label_column, group_column, task, label_names, True, limit) for p in paths]
-    c.guard_outputs([output, Path(str(output) + ".meta.json")], *[p for s in specs for p in c.spec_inputs(s)],
-                    data_config, [p for p in input_paths(list(queries or []) + list(passages or []) + list(exclude or []))
-                                  if p.is_file()])
-    report = build_corpus(CorpusConfig(
-        sources=specs, output=str(output), negatives_per_query=4 if negatives_per_query is None else negatives_per_query,
+    config = CorpusConfig(
+        sources=specs, output=str(output) if output else "", negatives_per_query=4 if negatives_per_query is None else negatives_per_query,
         include_originals=include_originals, within_group=within_group, seed=seed, overwrite=overwrite,
         mine=mine, queries=list(queries or []), passages=list(passages or []), exclude=list(exclude or []),
-        top_k=top_k, random_ratio=random_ratio, show_progress=not quiet))
+        top_k=top_k, random_ratio=random_ratio, show_progress=not quiet)
+    data_options = ("data", "dataset", "subset", "split", "data_config", "columns", "text_a", "text_b",
+                    "label_column", "group_column", "task", "label_names", "limit")
+    config = c.with_config_file(config, config_file, {**{name: ("sources",) for name in data_options},
+                                                       "quiet": ("show_progress",)})
+    c.require(config.output, "--output", "add --output FILE.jsonl")
+    c.guard_outputs([Path(config.output), Path(config.output + ".meta.json")],
+                    *[p for s in config.sources for p in c.spec_inputs(s)], data_config,
+                    [p for p in input_paths(list(config.queries) + list(config.passages) + list(config.exclude))
+                     if p.is_file()])
+    report = build_corpus(config)
     console.print(report.summary())
     console.print(f"wrote {report.output} and {report.sidecar}")

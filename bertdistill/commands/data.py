@@ -19,6 +19,9 @@ Example:
 
 
 def command(
+    config_file: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML or JSON file with the data fields (path, columns, text_a, ...), like --data-config; "
+                         "options given on the command line override it.")] = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
@@ -37,6 +40,7 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
+    spec = c.with_config_file(spec, config_file, {k: (v,) for k, v in c.DATA_FIELDS.items()})
     if json_out:
         c.guard_outputs(json_out, *c.spec_inputs(spec), data_config, model)
         check_output_file(json_out, overwrite)

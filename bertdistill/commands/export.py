@@ -23,10 +23,12 @@ Example:
 
 
 def command(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to create (model.onnx, tokenizer, report).")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Directory to create (model.onnx, tokenizer, report); required.")] = None,
+    config_file: c.ConfigFile = None,
     model: c.ModelOpt = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx (dynamic int8 quantization).")] = False,
-    int8_scales: Annotated[str, typer.Option(
+    int8: Annotated[bool, typer.Option("--int8", help="Also write model_quantized.onnx (dynamic int8 quantization).")] = False,
+    int8_scales: Annotated[c.choice("Int8Scales", ("channel", "tensor")), typer.Option(
         "--int8-scales",
         help="channel: one int8 scale per output channel (closer to fp32); tensor: one per weight.")] = "channel",
     data: Annotated[Optional[Path], typer.Option(
@@ -39,11 +41,11 @@ def command(
     max_length: c.MaxLength = 128,
     batch_size: c.BatchSize = 32,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (17 or higher).")] = 17,
-    exporter: Annotated[str, typer.Option("--exporter", help="legacy (TorchScript) or dynamo (needs onnxscript).")] = "legacy",
+    exporter: Annotated[c.choice("Exporter", ("legacy", "dynamo")), typer.Option("--exporter", help="legacy (TorchScript) or dynamo (needs onnxscript).")] = "legacy",
     fp32_tolerance: Annotated[float, typer.Option(
         "--fp32-tolerance", help="Maximum absolute logit difference allowed for model.onnx.")] = 1e-4,
     int8_min_agreement: Annotated[float, typer.Option(
-        "--int8-min-agreement", help="Minimum argmax agreement of model.int8.onnx on real data.")] = 0.99,
+        "--int8-min-agreement", help="Minimum argmax agreement of model_quantized.onnx on real data.")] = 0.99,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: all).")] = None,
     device: Annotated[str, typer.Option(
         "--device", help="Where the parity check runs the ONNX model: auto, cpu, cuda or cuda:N (CUDA needs "
@@ -72,13 +74,20 @@ def command(
     c.guard_outputs(output, *c.spec_inputs(spec), data_config, model)
     if int8_scales not in ("channel", "tensor"):
         raise UserError(f"unknown --int8-scales {int8_scales!r}", None, "use --int8-scales channel or tensor")
-    config = ExportConfig(model=model, output=str(output), int8=int8, int8_per_channel=int8_scales == "channel",
+    config = ExportConfig(model=model, output=str(output) if output else "", int8=int8, int8_per_channel=int8_scales == "channel",
                           opset=opset, exporter=exporter, data=spec,
                           parity_examples=c.check_positive(parity_examples, "--parity-examples"),
                           max_length=max_length, batch_size=c.check_positive(batch_size, "--batch-size"),
                           fp32_max_abs_diff=fp32_tolerance, int8_min_agreement=int8_min_agreement,
                           threads=threads, device=device, overwrite=overwrite, allow_untrained_head=allow_untrained_head,
                           trust_remote_code=trust_remote_code)
+    data_options = ("data", "dataset", "subset", "split", "data_config", "columns", "text_a", "text_b",
+                    "group_column", "task")
+    config = c.with_config_file(config, config_file, {
+        **{name: ("data",) for name in data_options}, "int8_scales": ("int8_per_channel",),
+        "fp32_tolerance": ("fp32_max_abs_diff",)})
+    c.require(config.output, "--output", "add --output DIR (the ONNX directory to create)")
+    output = config.output
     report = export_model(config)
     print_table(summary_rows(report), ["model", "size_mb", "n", "max_abs_diff", "argmax_agreement", "passed"],
                 title=f"parity on {report.parity_source} inputs ({report.exporter} exporter, opset {report.opset})")

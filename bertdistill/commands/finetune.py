@@ -37,7 +37,7 @@ EvalSplit = Annotated[Optional[str], typer.Option(
 EvalDataConfig = Annotated[Optional[Path], typer.Option(
     "--eval-data-config", help="JSON data config of the eval data, for an eval file laid out unlike --data.",
     rich_help_panel=c.DATA_PANEL)]
-Output = Annotated[Path, typer.Option("--output", "-o", help="Output model directory.")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output model directory (required).")]
 StudentFrom = Annotated[Optional[str], typer.Option(
     "--student-from", help="Model whose layers start the student (pre-trained, or a pretrain-student output).",
     rich_help_panel=STUDENT)]
@@ -46,9 +46,10 @@ StudentLayers = Annotated[Optional[int], typer.Option("--student-layers", help="
 LayerMap = Annotated[str, typer.Option("--layer-map", help="Which layers: first, skip (evenly spaced) or 1-based i,j,k.",
                                        rich_help_panel=STUDENT)]
 StudentConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--student-config", help='JSON shape of a randomly initialized student, e.g. {"layers": 3, "width": 256, "heads": 4}.',
+    "--student-config", help='JSON file (or inline JSON) with the shape of a randomly initialized student, e.g. '
+         '{"layers": 3, "width": 256, "heads": 4}.',
     rich_help_panel=STUDENT)]
-TeacherMode = Annotated[Optional[str], typer.Option(
+TeacherMode = Annotated[Optional[c.choice("TeacherMode", ("heads", "avg"))], typer.Option(
     "--teacher-mode", help="heads (TMKD: one head per teacher; default for several) or avg (averaged target).",
     rich_help_panel=DISTILL)]
 TeacherWeights = Annotated[Optional[str], typer.Option("--teacher-weights", help="Per-teacher weights, e.g. 1,1,2.",
@@ -57,9 +58,9 @@ Teachers = Annotated[Optional[str], typer.Option("--teachers", help="Use only th
                                                  rich_help_panel=DISTILL)]
 Temperature = Annotated[float, typer.Option("--temperature", "-T", help="Softmax temperature T of the KD loss.",
                                             rich_help_panel=DISTILL)]
-KdLoss = Annotated[str, typer.Option("--kd-loss", help="kl (T²·KL of softened probabilities) or mse (on logits).",
+KdLoss = Annotated[c.choice("KdLoss", ("kl", "mse")), typer.Option("--kd-loss", help="kl (T²·KL of softened probabilities) or mse (on logits).",
                                      rich_help_panel=DISTILL)]
-Pkd = Annotated[str, typer.Option("--pkd", help="Patient KD on [CLS] states: none, skip or last.",
+Pkd = Annotated[c.choice("Pkd", ("none", "skip", "last")), typer.Option("--pkd", help="Patient KD on [CLS] states: none, skip or last.",
                                   rich_help_panel=DISTILL)]
 PkdBeta = Annotated[float, typer.Option("--pkd-beta", help="Weight β of the PKD loss.", rich_help_panel=DISTILL)]
 PkdProjection = Annotated[bool, typer.Option(
@@ -88,10 +89,17 @@ Warmup = Annotated[float, typer.Option("--warmup-ratio", help="Share of updates 
                                        rich_help_panel=TRAIN)]
 WeightDecay = Annotated[float, typer.Option("--weight-decay", rich_help_panel=TRAIN)]
 Seed = Annotated[int, typer.Option("--seed", rich_help_panel=TRAIN)]
-MixedPrecision = Annotated[Optional[str], typer.Option(
+MixedPrecision = Annotated[Optional[c.choice("MixedPrecision", ("no", "bf16", "fp16"))], typer.Option(
     "--mixed-precision", help="no, bf16 (works on CPU) or fp16; default: the Accelerate configuration "
     "(ACCELERATE_MIXED_PRECISION or accelerate config), else no.",
                                              rich_help_panel=TRAIN)]
+ReportTo = Annotated[c.choice("ReportTo", ("none", "tensorboard", "wandb")), typer.Option(
+    "--report-to", help="Log every loss term, the learning rate, throughput and evaluations to TensorBoard "
+                        "(<output>/logs) or Weights & Biases (needs wandb), through Accelerate.",
+    rich_help_panel=TRAIN)]
+LogEvery = Annotated[Optional[int], typer.Option(
+    "--log-every", help="Keep every N-th step in training_record.json's history (default: every step up to "
+                        "2,000 updates, else ~2,000 evenly spaced).", rich_help_panel=TRAIN)]
 EvalEvery = Annotated[Optional[int], typer.Option("--eval-every", help="Evaluate every N updates (and each epoch).",
                                                   rich_help_panel=TRAIN)]
 SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint every N updates (and each epoch).",
@@ -147,18 +155,52 @@ def student_config(student_from, model, student_layers, layer_map, student_confi
     cfg = StudentConfig(source=student_from or model, layers=student_layers, layer_map=layer_map,
                         trust_remote_code=trust_remote_code)
     if student_config_path:
-        shape = read_json(student_config_path)
+        text = str(student_config_path)
+        if text.lstrip().startswith("{"):  # inline JSON
+            import json
+
+            try:
+                shape = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"not valid JSON ({exc})", "--student-config",
+                                'write e.g. {"layers": 3, "width": 256}') from None
+        else:
+            shape = read_json(student_config_path)
         if not isinstance(shape, dict):
             raise UserError("expected a JSON object", str(student_config_path), 'write e.g. {"layers": 3, "width": 256}')
         shape = config_from_dict(StudentConfig, {k: v for k, v in shape.items() if k != "source"},
-                                 str(student_config_path))
+                                 "--student-config")
         cfg.random_init = True
         cfg.layers = shape.layers or student_layers
         cfg.width, cfg.heads, cfg.intermediate = shape.width, shape.heads, shape.intermediate
     return cfg
 
 
+def _fields(data_prefix: str) -> dict[str, tuple[str, ...]]:
+    """Option → run-config fields (finetune and pretrain-student); see ``common.with_config_file``."""
+    fields = c.data_fields(data_prefix)
+    fields.update({name: ("eval_data",) for name in ("eval_data", "eval_split", "eval_data_config", "eval_limit")})
+    fields.update({
+        "labels": ("labels",), "eval_labels": ("eval_labels",), "output": ("output",), "teacher": ("teacher_models",),
+        "model": ("student.source",), "student_from": ("student.source",), "student_layers": ("student.layers",),
+        "layer_map": ("student.layer_map",), "trust_remote_code": ("student.trust_remote_code",),
+        "student_config_path": tuple(f"student.{k}" for k in ("random_init", "layers", "width", "heads",
+                                                                "intermediate")),
+        "term": ("distill.terms",), "overwrite": ("overwrite",), "resume": ("resume",),
+        "eval_fraction": ("eval_fraction",), "dev_fraction": ("dev_fraction",), "no_eval": ("dev_fraction",),
+        "strict": ("guards.strict",)})
+    for name in ("alpha", "temperature", "kd_loss", "teacher_mode", "teacher_weights", "teachers", "pkd",
+                 "pkd_beta", "pkd_projection", "match_layers", "relation_heads"):
+        fields[name] = (f"distill.{name}",)
+    for name in ("epochs", "max_steps", "time_budget", "batch_size", "grad_accum", "lr", "warmup_ratio",
+                 "weight_decay", "seed", "mixed_precision", "eval_every", "save_every", "best_metric", "max_length",
+                 "keep_checkpoints", "report_to", "log_every"):
+        fields[name] = (f"train.{name}",)
+    return fields
+
+
 def command(
+    config_file: c.ConfigFile = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
@@ -172,7 +214,7 @@ def command(
     eval_labels: Annotated[Optional[Path], typer.Option(
         "--eval-labels", help="Label store of the eval data (adds distill_loss and teacher agreement).",
         rich_help_panel=DISTILL)] = None,
-    output: Output = Path("student"),
+    output: Output = None,
     model: c.ModelOpt = None,
     student_from: StudentFrom = None, student_layers: StudentLayers = None, layer_map: LayerMap = "first",
     student_config_path: StudentConfigOpt = None,
@@ -186,6 +228,7 @@ def command(
     lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = None, eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
+    report_to: ReportTo = "none", log_every: LogEvery = None,
     dev_fraction: Annotated[float, typer.Option(
         "--dev-fraction", help="Without --eval-data: share of the training rows held out as a dev set "
                                "(whole queries for ranking; at most 2,000 rows).", rich_help_panel=TRAIN)] = 0.1,
@@ -205,13 +248,15 @@ def command(
     eval_spec = c.eval_data_spec(spec, eval_data, eval_split, eval_data_config, eval_limit)
     config = FinetuneConfig(
         train_data=spec, eval_data=eval_spec, labels=str(labels) if labels else None,
-        eval_labels=str(eval_labels) if eval_labels else None, teacher_models=teacher or None, output=str(output),
+        eval_labels=str(eval_labels) if eval_labels else None, teacher_models=teacher or None,
+        output=str(output) if output else "",
         student=student_config(student_from, model, student_layers, layer_map, student_config_path,
                                trust_remote_code),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
                           grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
-                          best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints),
+                          best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints,
+                          report_to=report_to, log_every=log_every),
         distill=DistillConfig(alpha=alpha, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
@@ -219,6 +264,9 @@ def command(
                               relation_heads=relation_heads),
         dev_fraction=0.0 if no_eval else dev_fraction, guards=GuardConfig(strict=strict),
         overwrite=overwrite, resume=resume)
-    c.guard_outputs(output, *c.spec_inputs(spec), *c.spec_inputs(eval_spec), data_config, eval_data_config,
-                    labels, eval_labels, student_from, model, student_config_path, list(teacher or []))
+    config = c.with_config_file(config, config_file, _fields("train_data"))
+    c.require(config.output, "--output", "add --output DIR (the model directory to create)")
+    c.guard_outputs(config.output, *c.spec_inputs(config.train_data), *c.spec_inputs(config.eval_data), data_config,
+                    eval_data_config, config.labels, config.eval_labels, config.student.source, student_config_path,
+                    list(config.teacher_models or []))
     finetune(config)

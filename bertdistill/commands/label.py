@@ -26,8 +26,10 @@ Example:
 
 
 def command(
-    teacher: Annotated[list[str], typer.Option("--teacher", help="Teacher directory, PATH or NAME=PATH; repeat for several.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Label store directory to create.")],
+    teacher: Annotated[Optional[list[str]], typer.Option(
+        "--teacher", help="Teacher directory, PATH or NAME=PATH; repeat for several (required).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Label store directory to create (required).")] = None,
+    config_file: c.ConfigFile = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,
@@ -37,7 +39,7 @@ def command(
         "--hidden-layers", help="[CLS] layers to store: none, skip, last, all, or a list like 1,3,5.")] = "none",
     student_layers: Annotated[Optional[int], typer.Option(
         "--student-layers", help="Student depth M for --hidden-layers skip/last.")] = None,
-    backend: Annotated[str, typer.Option(
+    backend: Annotated[c.choice("Backend", ("torch", "bf16", "onnx", "onnx-int8", "auto")), typer.Option(
         "--backend", help="torch, bf16 (faster, logits move ~1e-3), onnx / onnx-int8 (exported teachers), auto.")] = "torch",
     shard_rows: Annotated[int, typer.Option("--shard-rows", help="Rows per shard (the unit of resuming).")] = 10_000,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for inference.")] = None,
@@ -50,8 +52,13 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
-    c.guard_outputs([output, Path(str(output) + ".partial")], *c.spec_inputs(spec), data_config, list(teacher))
-    label(LabelConfig(teachers=list(teacher), data=spec, output=str(output), max_length=max_length,
+    config = LabelConfig(teachers=list(teacher or []), data=spec, output=str(output) if output else "", max_length=max_length,
                       batch_size=batch_size, hidden_layers=hidden_layers, student_layers=student_layers,
-                      backend=backend, shard_rows=shard_rows, threads=threads, device=device, overwrite=overwrite, quiet=quiet,
-                      trust_remote_code=trust_remote_code))
+                      backend=backend, shard_rows=shard_rows, threads=threads, device=device, overwrite=overwrite,
+                      quiet=quiet, trust_remote_code=trust_remote_code)
+    config = c.with_config_file(config, config_file, {**c.data_fields("data"), "teacher": ("teachers",)})
+    c.require(config.teachers, "--teacher", "add --teacher DIR (repeat it for several teachers)")
+    c.require(config.output, "--output", "add --output DIR (the label store to create)")
+    c.guard_outputs([Path(config.output), Path(config.output + ".partial")], *c.spec_inputs(config.data), data_config,
+                    list(config.teachers))
+    label(config)

@@ -22,10 +22,11 @@ Example:
 
 
 def command(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file: .jsonl or .tsv.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Predictions file: .jsonl or .tsv (required).")] = None,
+    config_file: c.ConfigFile = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help="Hugging Face model directory or exported ONNX directory.")] = None,
-    backend: Annotated[str, typer.Option(
+    backend: Annotated[c.choice("Backend", ("auto", "torch", "bf16", "onnx", "onnx-int8")), typer.Option(
         "--backend", help="auto (ONNX for an ONNX directory, else torch), torch, bf16, onnx or onnx-int8.")] = "auto",
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
@@ -45,11 +46,14 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
-    c.guard_outputs([output, Path(str(output) + ".config.json")], *c.spec_inputs(spec), data_config, model)
-    config = PredictConfig(model=model, data=spec, output=str(output), backend=backend, max_length=max_length,
+    config = PredictConfig(model=model, data=spec, output=str(output) if output else "", backend=backend, max_length=max_length,
                            batch_size=c.check_positive(batch_size, "--batch-size"),
                            chunk_rows=c.check_positive(chunk_rows, "--chunk-rows"), threads=threads, device=device,
                            include_text=not no_text, overwrite=overwrite, trust_remote_code=trust_remote_code)
+    config = c.with_config_file(config, config_file, {**c.data_fields("data"), "no_text": ("include_text",)})
+    c.require(config.output, "--output", "add --output FILE (.jsonl or .tsv)")
+    c.guard_outputs([Path(config.output), Path(config.output + ".config.json")], *c.spec_inputs(config.data),
+                    data_config, config.model)
     with progress(transient=True) as bar:
         task_id = bar.add_task("scoring", total=None)
         summary = predict_file(config, on_rows=lambda n: bar.advance(task_id, n))

@@ -23,6 +23,7 @@ Example (after bertdistill corpus and bertdistill label, see the README):
 
 
 def command(
+    config_file: c.ConfigFile = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     task: c.Task = None, limit: c.Limit = None,
@@ -34,7 +35,8 @@ def command(
     eval_fraction: Annotated[float, typer.Option(
         "--eval-fraction", help="Held-out share of the corpus when no --eval-data (0: no evaluation).",
         rich_help_panel=c.DATA_PANEL)] = 0.02,
-    output: f.Output = Path("student-stage1"),
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output model directory.")] = Path(
+        "student-stage1"),
     student_from: f.StudentFrom = None, student_layers: f.StudentLayers = None, layer_map: f.LayerMap = "first",
     student_config_path: f.StudentConfigOpt = None,
     teacher_mode: f.TeacherMode = None, teacher_weights: f.TeacherWeights = None, teachers: f.Teachers = None,
@@ -48,7 +50,8 @@ def command(
     batch_size: c.BatchSize = 32, grad_accum: f.GradAccum = 1, lr: f.Lr = 1e-4, warmup_ratio: f.Warmup = 0.05,
     weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = None,
     eval_every: f.EvalEvery = None, save_every: f.SaveEvery = 1000, max_length: c.MaxLength = 128,
-    keep_checkpoints: f.KeepCheckpoints = False, overwrite: c.Overwrite = False, resume: f.Resume = False,
+    keep_checkpoints: f.KeepCheckpoints = False, report_to: f.ReportTo = "none", log_every: f.LogEvery = None,
+    overwrite: c.Overwrite = False, resume: f.Resume = False,
     trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.training.config import DistillConfig, PretrainConfig, TrainConfig
@@ -59,20 +62,25 @@ def command(
     config = PretrainConfig(
         train_data=spec, labels=str(labels) if labels else "", teacher_models=teacher or None,
         eval_data=c.eval_data_spec(spec, eval_data, eval_split, eval_data_config),
-        eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction, output=str(output),
+        eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction,
+        output=str(output) if output else "",
         student=f.student_config(student_from, None, student_layers, layer_map, student_config_path,
                                  trust_remote_code),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, time_budget=time_budget,
                           batch_size=c.check_positive(batch_size, "--batch-size"), grad_accum=grad_accum, lr=lr,
                           warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
                           mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
-                          max_length=max_length, keep_checkpoints=keep_checkpoints),
+                          max_length=max_length, keep_checkpoints=keep_checkpoints,
+                          report_to=report_to, log_every=log_every),
         distill=DistillConfig(alpha=1.0, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=f.floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
                               pkd_projection=pkd_projection, use_hard_labels=False, terms=f.term_weights(term),
                               match_layers=match_layers, relation_heads=relation_heads),
         overwrite=overwrite, resume=resume)
-    c.guard_outputs(output, *c.spec_inputs(spec), *c.spec_inputs(config.eval_data), data_config, eval_data_config,
-                    labels, eval_labels, student_from, student_config_path, list(teacher or []))
+    config = c.with_config_file(config, config_file, f._fields("train_data"))
+    c.require(config.output, "--output", "add --output DIR (the model directory to create)")
+    c.guard_outputs(config.output, *c.spec_inputs(config.train_data), *c.spec_inputs(config.eval_data), data_config,
+                    eval_data_config, config.labels or None, config.eval_labels, config.student.source,
+                    student_config_path, list(config.teacher_models or []))
     pretrain_student(config)

@@ -26,7 +26,8 @@ Example:
 
 
 def command(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to create.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model directory to create (required).")] = None,
+    config_file: c.ConfigFile = None,
     model: c.ModelOpt = None,
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
@@ -55,14 +56,18 @@ def command(
 
     spec = c.data_spec(data, dataset, subset, split, data_config, columns, text_a, text_b, label_column,
                        group_column, task, label_names, unlabeled, limit)
-    c.guard_outputs(output, *c.spec_inputs(spec), data_config, model, teacher, labels)
-    result = prune(PruneConfig(model=model, data=spec, output=str(output), layers=layers, layer_map=layer_map,
+    config = (PruneConfig(model=model, data=spec, output=str(output) if output else "", layers=layers, layer_map=layer_map,
                                hidden=hidden, heads=heads, ffn=ffn, teacher=teacher,
                                labels=str(labels) if labels else None, max_length=max_length,
                                batch_size=c.check_positive(batch_size, "--batch-size"), device=device,
                                overwrite=overwrite,
                                quiet=quiet, trust_remote_code=trust_remote_code))
-    if quiet:
+    config = c.with_config_file(config, config_file, c.data_fields("data"))
+    c.require(config.output, "--output", "add --output DIR (the model directory to create)")
+    c.guard_outputs(config.output, *c.spec_inputs(config.data), data_config, config.model, config.teacher,
+                    config.labels)
+    result = prune(config)
+    if config.quiet:
         return
     from bertdistill.ui import console, print_table
 

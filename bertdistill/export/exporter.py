@@ -1,7 +1,7 @@
 """Export a sequence classifier to a self-contained ONNX directory, with a parity check against PyTorch.
 
 The directory follows the convention ``bertdistill.inference`` loads: ``model.onnx`` (and with int8
-``model.int8.onnx``), inputs ``input_ids``/``attention_mask``/``token_type_ids`` (int64, dynamic
+``model_quantized.onnx``), inputs ``input_ids``/``attention_mask``/``token_type_ids`` (int64, dynamic
 ``batch`` and ``sequence`` axes), output ``logits``, tokenizer files, ``config.json`` (id2label),
 ``export_report.json`` and ``export_config.json``. Everything is built in a temporary directory and
 renamed into place only when parity passes.
@@ -41,7 +41,7 @@ class ExportConfig:
     """Hugging Face classifier directory (or hub id); None means the packaged MiniLM."""
     output: str = ""
     int8: bool = False
-    """Also write a dynamically quantized ``model.int8.onnx`` (int8 weights)."""
+    """Also write a dynamically quantized ``model_quantized.onnx`` (int8 weights)."""
     int8_per_channel: bool = True
     """One int8 scale per output channel of each weight, not one per tensor: as fast and as small, and
     it keeps ranking scores much closer to fp32 (WikiQA MAP lost: 0.2 vs 1.5 points)."""

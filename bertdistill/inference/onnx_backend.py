@@ -1,4 +1,5 @@
-"""ONNX Runtime backends: ``onnx`` (model.onnx) and ``onnx-int8`` (model.int8.onnx) of an exported directory."""
+"""ONNX Runtime backends: ``onnx`` (model.onnx) and ``onnx-int8`` (model_quantized.onnx, or the older
+model.int8.onnx) of an exported directory."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from bertdistill.data.tokenize import MODEL_INPUTS
 from bertdistill.errors import UserError
 from bertdistill.inference.batches import Batch
-from bertdistill.inference.onnx_dir import EXPORT_REPORT, ONNX_FP32, ONNX_INT8
+from bertdistill.inference.onnx_dir import EXPORT_REPORT, ONNX_FP32, int8_file
 from bertdistill.inference.registry import Backend, register_backend
 from bertdistill.inference.scorer import Scorer
 
@@ -56,8 +57,8 @@ def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = F
     if (p / EXPORT_REPORT).is_file() and not is_complete(p):
         raise UserError("ONNX export is unfinished (no completion marker)", path,
                         "run bertdistill export again")
-    name = ONNX_INT8 if int8 else ONNX_FP32
-    file = p / name
+    file = int8_file(p) if int8 else p / ONNX_FP32
+    name = file.name
     if not file.is_file():
         raise UserError(f"no {name} in the ONNX directory", path,
                         "export with bertdistill export" + (" --int8" if int8 else ""))

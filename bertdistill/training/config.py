@@ -13,6 +13,7 @@ from bertdistill.training.guards import GuardConfig
 
 TEACHER_MODES = ("heads", "avg")
 KD_LOSSES = ("kl", "mse")
+REPORT_TO = ("none", "tensorboard", "wandb")
 
 
 def _finite(value, low: float | None = None, high: float | None = None, low_open: bool = False) -> bool:
@@ -56,6 +57,11 @@ class TrainConfig:
     best_metric: str | None = None
     """Metric that picks the saved model (default: the task's main metric, or distill_loss)."""
     max_length: int = 128
+    report_to: str = "none"
+    """Experiment tracker fed through Accelerate: none, tensorboard (logs in <output>/logs) or wandb."""
+    log_every: int | None = None
+    """Keep every N-th step in the record's step history (default: every step up to 2,000 updates, else
+    about 2,000 evenly spaced steps)."""
 
     def check(self) -> None:
         from bertdistill.devices import resolve_mixed_precision
@@ -64,7 +70,21 @@ class TrainConfig:
         for name in ("batch_size", "eval_batch_size", "grad_accum", "keep_last"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1", f"--{name.replace('_', '-')}", "use 1 or more")
-        for name in ("max_steps", "eval_every", "save_every"):
+        if self.report_to not in REPORT_TO:
+            raise UserError(f"unknown tracker {self.report_to!r}", "--report-to", f"use one of: {', '.join(REPORT_TO)}")
+        if self.report_to == "wandb":
+            import importlib.util
+
+            if importlib.util.find_spec("wandb") is None:
+                raise UserError("--report-to wandb needs the wandb package", "--report-to",
+                                "pip install wandb (and wandb login, or WANDB_MODE=offline), or use tensorboard")
+        if self.report_to == "tensorboard":
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+                raise UserError("--report-to tensorboard needs the tensorboard package", "--report-to",
+                                "pip install tensorboard")
+        for name in ("max_steps", "eval_every", "save_every", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"{name} must be at least 1", f"--{name.replace('_', '-')}", "use 1 or more")

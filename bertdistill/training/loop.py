@@ -13,6 +13,7 @@ order and skips the batches already consumed. With N processes each global batch
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import shutil
 import time
@@ -106,6 +107,8 @@ class TrainResult:
     best_value: float | None
     best_step: int | None
     evaluations: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    """Step history: {step, loss terms, lr, ex_s} every ``log_every`` steps (see TrainConfig.log_every)."""
     train_seconds: float = 0.0
     examples_per_second: float = 0.0
     stopped_by: str = "done"
@@ -125,7 +128,12 @@ def _move(batch: dict, device) -> dict:
     return out
 
 
-def make_accelerator(config: TrainConfig):
+LOGS = "logs"
+CURVES_FILE = "training_curves.png"
+HISTORY_POINTS = 2000
+
+
+def make_accelerator(config: TrainConfig, output: Path | None = None):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -137,7 +145,9 @@ def make_accelerator(config: TrainConfig):
 
     config.mixed_precision = resolve_mixed_precision(config.mixed_precision)  # None: Accelerate's setting
     try:
-        return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+        tracking = {} if config.report_to == "none" else {
+            "log_with": config.report_to, "project_dir": str(Path(output or ".") / LOGS)}
+        return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(), **tracking)
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"mixed precision {config.mixed_precision} is not available here ({str(exc)[:120]})",
                         "--mixed-precision", "use --mixed-precision bf16 or no on a CPU") from None
@@ -314,11 +324,19 @@ def publish(accelerator, run: Run, best: BestTracker, state: dict, result: Train
         with atomic_dir(run.output, overwrite=True) as tmp:
             if not best.copy_into(tmp, state):
                 run.save_model(accelerator.unwrap_model(run.module).student, tmp)
+            from bertdistill.training.curves import write_curves
+
+            note = write_curves(tmp / CURVES_FILE, result)
+            if note:
+                result.warnings.append(note)
             if run.write_extras is not None:
                 run.write_extras(tmp, result)
             root = run.output / CHECKPOINTS
             if keep_checkpoints and root.exists():
                 shutil.move(str(root), str(tmp / CHECKPOINTS))
+            if (run.output / LOGS).exists():
+                shutil.move(str(run.output / LOGS), str(tmp / LOGS))
+
     accelerator.wait_for_everyone()
 
 
@@ -331,7 +349,7 @@ def train(config: TrainConfig, run: Run, show_progress: bool = True) -> TrainRes
     config.check()
     run.output = Path(run.output)
     check_writable_parent(run.output)  # before training, not at the first checkpoint or the end of a long run
-    accelerator = make_accelerator(config)
+    accelerator = make_accelerator(config, run.output)
     with output_lock(run.output) if accelerator.is_main_process else contextlib.nullcontext():
         try:
             return _train(config, run, accelerator, show_progress)
@@ -349,7 +367,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
     world = accelerator.num_processes
     checkpoints = CheckpointManager(accelerator, output, config.keep_last)
     state: dict = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed": 0.0, "examples": 0,
-                   "best_value": None, "best_step": None, "evaluations": [], "fingerprint": run.fingerprint}
+                   "best_value": None, "best_step": None, "evaluations": [], "history": [],
+                   "fingerprint": run.fingerprint}
     latest, _ = _start_or_resume(run, checkpoints, show_progress)
     accelerator.wait_for_everyone()
 
@@ -362,6 +381,11 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
                         "give more training data")
     updates_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total = config.max_steps or max(1, math.ceil(config.epochs * updates_per_epoch))
+    log_every = config.log_every or max(1, math.ceil(total / HISTORY_POINTS))
+    tracking = config.report_to != "none"
+    if tracking:
+        hparams = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers(run.output.name or "bertdistill", config=hparams)
 
     optimizer = _optimizer(run.module, config)
     scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total), total)
@@ -396,6 +420,9 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
         state["evaluations"].append({"step": state["step"], "epoch": round(state["step"] / updates_per_epoch, 4),
                                      "epoch_end": epoch_end, **metrics})
         best.consider(metrics, state)
+        if tracking:
+            accelerator.log({f"eval/{k}": v for k, v in metrics.items()
+                             if isinstance(v, (int, float)) and not isinstance(v, bool)}, step=state["step"])
         if main:
             bar.print(f"step {state['step']}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
                                                              if isinstance(v, float)))
@@ -431,7 +458,14 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
                 state["last_terms"] = terms
                 loss_ema = terms["loss"] if loss_ema is None else 0.9 * loss_ema + 0.1 * terms["loss"]
                 rate = sum(len(b) for b in group) / max(1e-9, time.perf_counter() - t0)
-                bar.update(loss=f"{loss_ema:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", ex_s=f"{rate:.1f}")
+                lr = scheduler.get_last_lr()[0]
+                bar.update(loss=f"{loss_ema:.4f}", lr=f"{lr:.2e}", ex_s=f"{rate:.1f}")
+                if tracking:
+                    accelerator.log({**{f"train/{k}": float(v) for k, v in terms.items()}, "train/lr": lr,
+                                     "train/examples_per_second": rate}, step=state["step"])
+                if state["step"] % log_every == 0 or state["step"] == total:
+                    state["history"].append({"step": state["step"], **{k: round(float(v), 6) for k, v in terms.items()},
+                                             "lr": float(f"{lr:.6g}"), "ex_s": round(rate, 2)})
                 epoch_done = position >= len(epoch_batches)
                 if config.eval_every and state["step"] % config.eval_every == 0 and not epoch_done:
                     run_eval(False)
@@ -450,6 +484,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
                     save_checkpoint()
     except KeyboardInterrupt:
         bar.stop()
+        if tracking:
+            accelerator.end_training()
         optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng_at_step)
         save_checkpoint()
@@ -458,6 +494,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
     bar.stop()
     if last_eval_step != state["step"]:
         run_eval(False)
+    if tracking:
+        accelerator.end_training()
     if stopped_by != "done":
         save_checkpoint()  # a time-budgeted run can be continued with --resume and a larger budget
     _check_weights(module, state["step"])
@@ -465,7 +503,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
     result = TrainResult(output=output, steps=state["step"], epochs_done=round(state["step"] / updates_per_epoch, 4),
                          best_metric=run.best_metric if state["best_value"] is not None else None,
                          best_value=state["best_value"], best_step=state["best_step"],
-                         evaluations=state["evaluations"], train_seconds=round(state["elapsed"], 2),
+                         evaluations=state["evaluations"], history=state["history"],
+                         train_seconds=round(state["elapsed"], 2),
                          examples_per_second=round(state["examples"] / max(state["elapsed"], 1e-9), 2),
                          stopped_by=stopped_by, final_loss=loss_ema)
     if run.check_result is not None:

@@ -59,7 +59,8 @@ def run_fingerprint(config) -> dict:
     data = to_jsonable(config)
     data.pop("resume", None)
     data.pop("overwrite", None)
-    data.get("train", {}).pop("time_budget", None)
+    for key in ("time_budget", "report_to", "log_every"):
+        data.get("train", {}).pop(key, None)
     return data
 
 
@@ -82,7 +83,9 @@ def write_record(directory: Path, command: str, config, result, data_fp: dict, t
         "student": student_info,
         "objective": objective_info,
         "evaluations": result.evaluations,
-        "summary": {k: v for k, v in to_jsonable(dataclasses.asdict(result)).items() if k != "evaluations"},
+        "history": result.history,
+        "summary": {k: v for k, v in to_jsonable(dataclasses.asdict(result)).items()
+                    if k not in ("evaluations", "history")},
     }
     write_json(Path(directory) / "training_record.json", record)
 
