@@ -68,7 +68,9 @@ def command(
                           threads=threads, overwrite=overwrite, allow_untrained_head=allow_untrained_head,
                           trust_remote_code=trust_remote_code)
     report = export_model(config)
-    print_table(summary_rows(report), ["model", "size_mb", "n", "max_abs_diff", "argmax_agreement", "passed"],
+    rows = summary_rows(report)
+    agreement = ["order_agreement"] if any("order_agreement" in r for r in rows) else []
+    print_table(rows, ["model", "size_mb", "n", "max_abs_diff", "argmax_agreement", *agreement, "passed"],
                 title=f"parity on {report.parity_source} inputs ({report.exporter} exporter, opset {report.opset})")
     for note in report.notes:
         console.print(f"note: {note}")
