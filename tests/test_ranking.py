@@ -254,3 +254,25 @@ def test_score_head_needs_binary_labels(ranking_env, tmp_path):
                      "--head", "score", "--epochs", "1", "--max-length", "32", "--output", tmp_path / "out",
                      "--no-eval")
     assert_user_error(result, "score head needs 2 labels")
+
+
+def test_stage1_class_heads_become_score_heads_in_stage2(ranking_env, tmp_path):
+    from safetensors.torch import load_file
+
+    teachers = ["--teacher", f"a={ranking_env['t1']}", "--teacher", f"b={ranking_env['t2']}"]
+    stage1 = tmp_path / "stage1"
+    result = run_cli("pretrain-student", "--data", ranking_env["data"], "--student-from", ranking_env["base"],
+                     *teachers, "--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--output", stage1,
+                     "--eval-fraction", "0")
+    assert result.code == 0, result.err
+    heads = load_file(str(stage1 / "teacher_heads.safetensors"))
+    out = tmp_path / "stage2"
+    result = _finetune(ranking_env, out, "--student-from", stage1, "--head", "score", *teachers,
+                       "--term", "listwise_kd=1", "--max-steps", "1", "--lr", "1e-9")
+    assert result.code == 0, result.err
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["student"]["heads_from"] == "restored from the source's per-teacher heads"
+    saved = load_file(str(out / "teacher_heads.safetensors"))
+    expected = heads["head_1.weight"][1:2] - heads["head_1.weight"][0:1]  # w_pos − w_other
+    assert saved["head_1.weight"].shape == (1, expected.shape[1])
+    assert torch.allclose(saved["head_1.weight"], expected, atol=1e-5)

@@ -30,7 +30,7 @@ def build_student(student_cfg, label_names: Sequence[str], head_names: Sequence[
     if len(head_names) > 1:
         saved = load_saved_heads(info["source"])
         if saved is not None and saved[0] == list(head_names):
-            model.load_head_state(saved[1])
+            model.load_head_state(_heads_for_width(saved[1], model.heads()[0].out_features, label_names))
             info["heads_from"] = "restored from the source's per-teacher heads"
         elif info.get("classifier_trained"):
             info["heads_from"] = "copies of the source's classifier"
@@ -41,13 +41,24 @@ def build_student(student_cfg, label_names: Sequence[str], head_names: Sequence[
     return model, tokenizer, info
 
 
-def encode_rows(tokenizer, task_data, max_length: int):
+def _heads_for_width(state: dict, width: int, label_names: Sequence[str]) -> dict:
+    """Saved per-teacher heads for a student of ``width`` outputs: 2-class heads of an earlier stage become
+    score heads (w_pos − w_other, the same logit difference) when this stage has a score head."""
+    if width != 1 or state["head_0.weight"].shape[0] == 1:
+        return state
+    from bertdistill.metrics import positive_label_index
+
+    pos = positive_label_index(label_names)
+    return {k: v[pos:pos + 1] - v[1 - pos:2 - pos] for k, v in state.items()}
+
+
+def encode_rows(tokenizer, task_data, max_length: int, groups: bool = False):
     """Tokenized Dataset with a ``row`` column (the row's index in the data and its label store)."""
     from bertdistill.data.tokenize import encode_task
 
     encoded = encode_task(tokenizer, task_data, max_length)
     encoded = encoded.add_column("row", np.arange(len(encoded), dtype=np.int64))
-    if task_data.has_groups:  # integer query ids: the ranking terms compare candidates of one query
+    if groups and task_data.has_groups:  # integer query ids: the ranking terms compare candidates of one query
         from bertdistill.metrics import _group_codes
 
         encoded = encoded.add_column("group", _group_codes(task_data.column("group")).astype(np.int64))
@@ -217,7 +228,7 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     if teachers is not None:
         objective_info["teacher_source"] = teachers.describe()
     pad = tokenizer.pad_token_id or 0
-    encoded = encode_rows(tokenizer, train_data, config.train.max_length)
+    encoded = encode_rows(tokenizer, train_data, config.train.max_length, groups=objective.needs_groups)
     data_fp = {"train": train_data.fingerprint(), "eval": None}
     eval_set = None
     if eval_data is not None:
