@@ -27,6 +27,45 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def probabilities(logits: np.ndarray, label_names: Sequence[str]) -> np.ndarray:
+    """(n, labels) probabilities: softmax of class logits; for one score logit, σ(s) for the relevant label."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.shape[-1] != 1:
+        return softmax(logits)
+    if len(label_names) != 2:
+        raise ValueError(f"a score (1 logit) needs 2 labels, got {list(label_names)}")
+    pos = positive_label_index(label_names)
+    p = sigmoid(logits[:, 0])
+    out = np.empty((len(p), 2))
+    out[:, pos], out[:, 1 - pos] = p, 1 - p
+    return out
+
+
+def predicted_ids(logits: np.ndarray, label_names: Sequence[str]) -> np.ndarray:
+    """Predicted label ids: argmax of class logits; for a score, the relevant label when s > 0."""
+    logits = np.asarray(logits)
+    if logits.shape[-1] != 1:
+        return logits.argmax(axis=-1)
+    pos = positive_label_index(label_names)
+    return np.where(logits[:, 0] > 0, pos, 1 - pos)
+
+
+def relevance_scores(logits: np.ndarray, label_names: Sequence[str]) -> np.ndarray:
+    """What ranks candidates: the score of a 1-logit head, else z_pos − z_other (monotone in P(positive))."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.shape[-1] == 1:
+        return logits[:, 0]
+    pos = positive_label_index(label_names)
+    if logits.shape[-1] == 2:
+        return logits[:, pos] - logits[:, 1 - pos]
+    return softmax(logits)[:, pos]
+
+
 def _check_lengths(labels: np.ndarray, preds: np.ndarray) -> None:
     # numpy would broadcast or compare element-wise to False; a silent wrong score is worse.
     if len(labels) != len(preds):
@@ -136,7 +175,7 @@ def compute_metrics(kind: str, label_names: Sequence[str], labels: Sequence[int]
                     groups: Sequence | None = None) -> dict:
     """All metrics of a task kind from logits: accuracy, F1 (binary or macro), MAP/MRR for ranking."""
     logits = np.asarray(logits, dtype=np.float64)
-    preds = logits.argmax(axis=-1)
+    preds = predicted_ids(logits, label_names)
     out = {"accuracy": accuracy(labels, preds)}
     if len(label_names) == 2:
         out["f1"] = f1_binary(labels, preds, positive_label_index(label_names))
@@ -144,7 +183,8 @@ def compute_metrics(kind: str, label_names: Sequence[str], labels: Sequence[int]
         out["f1_macro"] = f1_macro(labels, preds, len(label_names))
     if kind == "ranking" and groups is not None:
         pos = positive_label_index(label_names)
-        out.update(map_mrr(groups, labels, softmax(logits)[:, pos], pos))
+        scores = relevance_scores(logits, label_names) if logits.shape[-1] == 1 else softmax(logits)[:, pos]
+        out.update(map_mrr(groups, labels, scores, pos))
     return out
 
 

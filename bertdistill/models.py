@@ -75,6 +75,21 @@ def is_classifier(config) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
 
 
+SCORE_LABEL = "score"
+"""id2label of a 1-logit relevance head; its task's label names are kept as ``task_label_names``."""
+
+
+def is_score_config(config) -> bool:
+    """A sequence classifier with one output logit (a relevance score, e.g. ``--head score`` or a cross-encoder)."""
+    return int(getattr(config, "num_labels", 0) or 0) == 1
+
+
+def task_label_names(config) -> list[str] | None:
+    """The task labels a score head was trained on (None when the model does not say)."""
+    names = getattr(config, "task_label_names", None)
+    return [str(n) for n in names] if names else None
+
+
 def config_label_names(config) -> list[str]:
     return [config.id2label[i] for i in sorted(config.id2label, key=int)]
 
@@ -120,8 +135,16 @@ def load_classifier(model: str, label_names: list[str] | None = None, trust_remo
     from transformers.utils import logging as hf_logging
 
     config = load_config(model, trust_remote_code, option)
-    names = check_labels(config, label_names or [], model) if label_names else (
-        config_label_names(config) if is_classifier(config) else None)
+    if is_classifier(config) and is_score_config(config):
+        known = task_label_names(config)
+        if label_names and known and list(known) != list(label_names):
+            raise UserError(f"score model was trained on labels {known}, the data has {list(label_names)}", model,
+                            f"set the data's label order with --label-names {','.join(known)}")
+        label_names = None  # one relevance logit: keep the head as it is
+        names = None
+    else:
+        names = check_labels(config, label_names or [], model) if label_names else (
+            config_label_names(config) if is_classifier(config) else None)
     kwargs = {}
     if names:
         kwargs = {"num_labels": len(names), "id2label": dict(enumerate(names)),

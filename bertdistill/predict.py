@@ -113,28 +113,35 @@ class _RowWriter:
     """Writes prediction rows as JSON lines or TSV with a header."""
 
     def __init__(self, fh: TextIO, fmt: str, text_fields: list[tuple[str, str]], label_names: list[str],
-                 has_gold: bool, has_group: bool, ranked: bool):
+                 has_gold: bool, has_group: bool, ranked: bool, score: bool = False):
         self.fh, self.fmt, self.text_fields, self.label_names = fh, fmt, text_fields, label_names
+        self.score = score
+        """A 1-logit model: its raw score is written too (probabilities are σ(score); ranking is by score)."""
         self.lead = (["group", "rank"] if ranked else ["group"] if has_group else []) + ["index"]
         self.has_gold = has_gold
         if fmt == "tsv":
             header = (self.lead + [name for name, _ in text_fields] + ["prediction"]
-                      + [f"p_{n}" for n in label_names] + (["gold"] if has_gold else []))
+                      + [f"p_{n}" for n in label_names] + (["score"] if score else []) + (["gold"] if has_gold else []))
             fh.write("\t".join(header) + "\n")
 
-    def write(self, lead: dict[str, Any], texts: list[str], probs: np.ndarray, gold: str | None) -> None:
+    def write(self, lead: dict[str, Any], texts: list[str], probs: np.ndarray, gold: str | None,
+              score: float | None = None) -> None:
         prediction = self.label_names[int(probs.argmax())]
         if self.fmt == "jsonl":
             row = {k: lead[k] for k in self.lead}
             row.update({name: text for (name, _), text in zip(self.text_fields, texts)})
             row["prediction"] = prediction
             row["probabilities"] = {n: round(float(p), 6) for n, p in zip(self.label_names, probs)}
+            if score is not None:
+                row["score"] = round(float(score), 6)
             if self.has_gold:
                 row["gold"] = gold
             self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             cells = [str(lead[k]) for k in self.lead] + [_tsv_cell(t) for t in texts] + [prediction]
             cells += [f"{float(p):.6f}" for p in probs]
+            if self.score:
+                cells.append(f"{float(score):.6f}")
             if self.has_gold:
                 cells.append(gold or "")
             self.fh.write("\t".join(cells) + "\n")
@@ -161,6 +168,16 @@ def _text_fields(data: TaskData, include_text: bool) -> list[tuple[str, str]]:
 
 def _label_names_for(scorer, data_spec: DataSpec) -> tuple[TaskData, list[str]]:
     """Load the data with the model's label order, so gold ids and logits columns agree."""
+    from bertdistill.models import is_score_config, task_label_names
+
+    if is_score_config(scorer.config):  # one relevance logit: the task's labels are kept beside it, if known
+        known = task_label_names(scorer.config)
+        data = load_task_data(data_spec, label_names=known)
+        names = known or (list(data.label_names) if data.has_labels else ["0", "1"])
+        if len(names) != 2:
+            raise UserError(f"a score model (1 logit) ranks binary data, the data has {len(names)} labels",
+                            data.spec.describe(), "use a model with one logit per label for this task")
+        return data, names
     model_names = list(scorer.label_names)
     generic = all(n == f"LABEL_{i}" for i, n in enumerate(model_names))
     # Rows with a dropped label (SNLI's "-") are kept, unlabeled: every input row gets a prediction.
@@ -179,8 +196,8 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
     from bertdistill.data.tokenize import check_max_length
     from bertdistill.inference import is_onnx_dir, load_scorer
     from bertdistill.config import save_config
-    from bertdistill.metrics import compute_metrics, positive_label_index, softmax
-    from bertdistill.models import resolve_model
+    from bertdistill.metrics import compute_metrics, positive_label_index, probabilities, relevance_scores
+    from bertdistill.models import is_score_config, resolve_model
 
     if not config.output:
         raise UserError("no output file given", None, "pass --output preds.jsonl (or .tsv)")
@@ -214,29 +231,35 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
 
     n = data.num_rows
     logits_all: np.ndarray | None = None
+    score_model = is_score_config(scorer.config)
+    width = 1 if score_model else len(label_names)
     with _atomic_file(output) as fh:
-        writer = _RowWriter(fh, fmt, text_fields, label_names, data.has_labels, data.has_groups, ranked=False)
+        writer = _RowWriter(fh, fmt, text_fields, label_names, data.has_labels, data.has_groups, ranked=False,
+                            score=score_model)
         for begin in range(0, n, config.chunk_rows):
             end = min(n, begin + config.chunk_rows)
             chunk = data.subset(range(begin, end))
             logits = _chunk_logits(scorer, chunk, config)
-            if logits.shape[1] != len(label_names):
-                raise UserError(f"the model returns {logits.shape[1]} logits but names {len(label_names)} labels",
+            if logits.shape[1] != width:
+                raise UserError(f"the model returns {logits.shape[1]} logits but names {width} labels",
                                 str(model), "check id2label in the model's config.json")
             if logits_all is None:
                 logits_all = np.zeros((n, logits.shape[1]), dtype=np.float32)
             logits_all[begin:end] = logits
-            _write_rows(writer, chunk, range(begin, end), text_fields, softmax(logits), gold_names)
+            _write_rows(writer, chunk, range(begin, end), text_fields, probabilities(logits, label_names), gold_names,
+                        logits[:, 0] if score_model else None)
             if on_rows:
                 on_rows(end - begin)
     assert logits_all is not None  # load_task_data refuses empty data
-    probs_all = softmax(logits_all)
+    probs_all = probabilities(logits_all, label_names)
 
     ranked_out = None
     if ranked:
         ranked_out = ranked_path(output)
-        _write_ranked(ranked_out, fmt, data, text_fields, label_names, probs_all,
-                      positive_label_index(label_names), gold_names, config.chunk_rows)
+        rank_by = relevance_scores(logits_all, label_names) if score_model else \
+            probs_all[:, positive_label_index(label_names)]
+        _write_ranked(ranked_out, fmt, data, text_fields, label_names, probs_all, rank_by, gold_names,
+                      config.chunk_rows, logits_all[:, 0] if score_model else None)
 
     metrics = None
     if data.has_labels:
@@ -265,7 +288,7 @@ def _chunk_logits(scorer, chunk: TaskData, config: PredictConfig) -> np.ndarray:
 
 
 def _write_rows(writer: _RowWriter, chunk: TaskData, indices: range, text_fields: list[tuple[str, str]],
-                probs: np.ndarray, gold_names: list[str] | None) -> None:
+                probs: np.ndarray, gold_names: list[str] | None, scores: np.ndarray | None = None) -> None:
     columns = {canonical: chunk.column(canonical) for _, canonical in text_fields}
     groups = chunk.column("group") if chunk.has_groups else None
     labels = chunk.column("label") if gold_names else None
@@ -274,7 +297,7 @@ def _write_rows(writer: _RowWriter, chunk: TaskData, indices: range, text_fields
         if groups is not None:
             lead["group"] = groups[j]
         texts = [columns[c][j] for _, c in text_fields]
-        writer.write(lead, texts, probs[j], _gold(gold_names, labels, j))
+        writer.write(lead, texts, probs[j], _gold(gold_names, labels, j), None if scores is None else scores[j])
 
 
 def _gold(gold_names: list[str] | None, labels: list | None, j: int) -> str | None:
@@ -285,9 +308,10 @@ def _gold(gold_names: list[str] | None, labels: list | None, j: int) -> str | No
 
 
 def _write_ranked(path: Path, fmt: str, data: TaskData, text_fields: list[tuple[str, str]],
-                  label_names: list[str], probs: np.ndarray, positive: int, gold_names: list[str] | None,
-                  chunk_rows: int) -> None:
-    """Queries in order of first appearance; candidates by P(positive), ties in input order."""
+                  label_names: list[str], probs: np.ndarray, rank_by: np.ndarray, gold_names: list[str] | None,
+                  chunk_rows: int, scores: np.ndarray | None = None) -> None:
+    """Queries in order of first appearance; candidates by ``rank_by`` (P(positive), or a score model's score),
+    ties in input order."""
     groups = data.column("group")
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
@@ -295,11 +319,12 @@ def _write_ranked(path: Path, fmt: str, data: TaskData, text_fields: list[tuple[
     order: list[int] = []
     ranks: list[int] = []
     for rows in members.values():
-        ranked_rows = sorted(rows, key=lambda i: -probs[i, positive])  # stable: ties keep input order
+        ranked_rows = sorted(rows, key=lambda i: -rank_by[i])  # stable: ties keep input order
         order.extend(ranked_rows)
         ranks.extend(range(1, len(ranked_rows) + 1))
     with _atomic_file(path) as fh:
-        writer = _RowWriter(fh, fmt, text_fields, label_names, gold_names is not None, True, ranked=True)
+        writer = _RowWriter(fh, fmt, text_fields, label_names, gold_names is not None, True, ranked=True,
+                            score=scores is not None)
         for begin in range(0, len(order), chunk_rows):
             idx = order[begin:begin + chunk_rows]
             chunk = data.subset(idx)
@@ -308,7 +333,8 @@ def _write_ranked(path: Path, fmt: str, data: TaskData, text_fields: list[tuple[
             for j, i in enumerate(idx):
                 lead = {"group": groups[i], "rank": ranks[begin + j], "index": i}
                 texts = [columns[c][j] for _, c in text_fields]
-                writer.write(lead, texts, probs[i], _gold(gold_names, labels, j))
+                writer.write(lead, texts, probs[i], _gold(gold_names, labels, j),
+                             None if scores is None else scores[i])
 
 
 def predict(config: PredictConfig) -> Path:

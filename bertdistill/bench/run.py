@@ -261,8 +261,7 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
             torch.manual_seed(config.seed)  # a base encoder's fresh head is then the same in every run
             scorer = load_scorer(spec.path, spec.backend, threads=threads,
                                  trust_remote_code=config.trust_remote_code, device=config.device)
-            perms.append(label_permutation(list(scorer.label_names), label_names,
-                                           f"--model {spec.name} ({spec.path})"))
+            perms.append(_score_columns(scorer, label_names, f"--model {spec.name} ({spec.path})"))
             check_max_length(scorer.tokenizer, scorer.config, config.max_length)
             if config.seq_len is not None:
                 check_max_length(scorer.tokenizer, scorer.config, config.seq_len)
@@ -281,7 +280,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                 task = bar.add_task(f"metrics {spec.name}", total=data.num_rows) if bar else None
                 logits = predict_logits(scorer, data, config.max_length, config.metric_batch_size,
                                         on_batch=(lambda n, t=task: bar.advance(t, n)) if bar else None)
-                metrics.append(compute_metrics(data.kind, label_names, labels, logits[:, perm], groups))
+                metrics.append(compute_metrics(data.kind, label_names, labels,
+                                               logits if perm is None else logits[:, perm], groups))
 
             rng = np.random.default_rng(config.seed)
             timings: dict[int, dict[str, Timing]] = {}
@@ -368,3 +368,20 @@ def _quiet_transformers():
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
+
+
+def _score_columns(scorer, label_names: list[str], where: str) -> list[int] | None:
+    """Logit columns in the data's label order; None for a 1-logit score model (ranks by its score,
+    relevant when score > 0), which needs binary data labeled as it was trained."""
+    from bertdistill.models import is_score_config, task_label_names
+
+    if not is_score_config(scorer.config):
+        return label_permutation(list(scorer.label_names), label_names, where)
+    known = task_label_names(scorer.config)
+    if len(label_names) != 2 or (known and sorted(known) != sorted(label_names)):
+        raise UserError(f"a score model (1 logit, trained on labels {known or 'not recorded'}) cannot be judged on "
+                        f"labels {label_names}", where, "bench it on binary relevance data of its task")
+    if known and known != label_names:
+        raise UserError(f"score model labels {known} are the data's labels {label_names} in another order", where,
+                        f"set the data's label order with --label-names {','.join(known)}")
+    return None

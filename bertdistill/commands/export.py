@@ -89,7 +89,9 @@ def command(
     c.require(config.output, "--output", "add --output DIR (the ONNX directory to create)")
     output = config.output
     report = export_model(config)
-    print_table(summary_rows(report), ["model", "size_mb", "n", "max_abs_diff", "argmax_agreement", "passed"],
+    rows = summary_rows(report)
+    agreement = ["order_agreement"] if any("order_agreement" in r for r in rows) else []
+    print_table(rows, ["model", "size_mb", "n", "max_abs_diff", "argmax_agreement", *agreement, "passed"],
                 title=f"parity on {report.parity_source} inputs ({report.exporter} exporter, opset {report.opset})")
     for note in report.notes:
         console.print(f"note: {note}")

@@ -45,6 +45,10 @@ StudentLayers = Annotated[Optional[int], typer.Option("--student-layers", help="
                                                       rich_help_panel=STUDENT)]
 LayerMap = Annotated[str, typer.Option("--layer-map", help="Which layers: first, skip (evenly spaced) or 1-based i,j,k.",
                                        rich_help_panel=STUDENT)]
+Head = Annotated[str, typer.Option(
+    "--head", help="classes (one logit per label, softmax) or score (one relevance logit for binary/ranking data: "
+                   "BCE on gold labels, sigmoid probabilities; ranks with sentence-transformers' CrossEncoder).",
+    rich_help_panel=STUDENT)]
 StudentConfigOpt = Annotated[Optional[Path], typer.Option(
     "--student-config", help='JSON file (or inline JSON) with the shape of a randomly initialized student, e.g. '
          '{"layers": 3, "width": 256, "heads": 4}.',
@@ -72,7 +76,9 @@ TeacherModels = Annotated[Optional[list[str]], typer.Option(
     rich_help_panel=DISTILL)]
 Terms = Annotated[Optional[list[str]], typer.Option(
     "--term", help="Further loss term NAME=WEIGHT, repeatable: hidden_mse, attention_mse (TinyBERT), "
-                   "minilm_attention, minilm_value (MiniLM; online teachers).", rich_help_panel=DISTILL)]
+                   "minilm_attention, minilm_value (MiniLM; online teachers); over each query's candidates "
+                   "(ranking data, batches of whole queries): listwise_kd, margin_mse, listwise_ce.",
+    rich_help_panel=DISTILL)]
 MatchLayers = Annotated[str, typer.Option(
     "--match-layers", help="Layer map of hidden_mse/attention_mse: skip, last or teacher layers i,j,k.",
     rich_help_panel=DISTILL)]
@@ -143,7 +149,7 @@ def term_weights(specs: list[str] | None) -> dict[str, float] | None:
 
 
 def student_config(student_from, model, student_layers, layer_map, student_config_path,
-                   trust_remote_code: bool = False):
+                   trust_remote_code: bool = False, head: str = "classes"):
     from bertdistill.config import config_from_dict
     from bertdistill.errors import UserError
     from bertdistill.io import read_json
@@ -152,8 +158,12 @@ def student_config(student_from, model, student_layers, layer_map, student_confi
     if student_from and model:
         raise UserError("--model and --student-from both given", None,
                         "use --model for plain fine-tuning of a whole model, --student-from for a student")
+    from bertdistill.student.config import HEADS
+
+    if head not in HEADS:
+        raise UserError(f"unknown head {head!r}", "--head", f"use one of: {', '.join(HEADS)}")
     cfg = StudentConfig(source=student_from or model, layers=student_layers, layer_map=layer_map,
-                        trust_remote_code=trust_remote_code)
+                        trust_remote_code=trust_remote_code, head=head)
     if student_config_path:
         text = str(student_config_path)
         if text.lstrip().startswith("{"):  # inline JSON
@@ -217,7 +227,7 @@ def command(
     output: Output = None,
     model: c.ModelOpt = None,
     student_from: StudentFrom = None, student_layers: StudentLayers = None, layer_map: LayerMap = "first",
-    student_config_path: StudentConfigOpt = None,
+    student_config_path: StudentConfigOpt = None, head: Head = "classes",
     teacher_mode: TeacherMode = None, teacher_weights: TeacherWeights = None, teachers: Teachers = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Weight α of the teachers' soft loss; gold labels get 1−α.",
                                          rich_help_panel=DISTILL)] = 0.5,
@@ -251,7 +261,7 @@ def command(
         eval_labels=str(eval_labels) if eval_labels else None, teacher_models=teacher or None,
         output=str(output) if output else "",
         student=student_config(student_from, model, student_layers, layer_map, student_config_path,
-                               trust_remote_code),
+                               trust_remote_code, head),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
                           grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,

@@ -38,7 +38,7 @@ def command(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output model directory.")] = Path(
         "student-stage1"),
     student_from: f.StudentFrom = None, student_layers: f.StudentLayers = None, layer_map: f.LayerMap = "first",
-    student_config_path: f.StudentConfigOpt = None,
+    student_config_path: f.StudentConfigOpt = None, head: f.Head = "classes",
     teacher_mode: f.TeacherMode = None, teacher_weights: f.TeacherWeights = None, teachers: f.Teachers = None,
     temperature: f.Temperature = 2.0, kd_loss: f.KdLoss = "kl", pkd: f.Pkd = "none", pkd_beta: f.PkdBeta = 10.0,
     pkd_projection: f.PkdProjection = True, teacher: f.TeacherModels = None, term: f.Terms = None,
@@ -65,7 +65,7 @@ def command(
         eval_labels=str(eval_labels) if eval_labels else None, eval_fraction=eval_fraction,
         output=str(output) if output else "",
         student=f.student_config(student_from, None, student_layers, layer_map, student_config_path,
-                                 trust_remote_code),
+                                 trust_remote_code, head),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, time_budget=time_budget,
                           batch_size=c.check_positive(batch_size, "--batch-size"), grad_accum=grad_accum, lr=lr,
                           warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,

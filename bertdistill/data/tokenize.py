@@ -84,6 +84,40 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
     return [batches[i] for i in perm]
 
 
+def query_grouped_batches(groups: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of whole query groups, packed up to ``batch_size`` rows, reproducible from ``seed``.
+
+    Queries are visited in a seeded random order; a query with more candidates than a batch is shuffled
+    and cut into lists of at most ``batch_size``. Each list goes into the current batch when it fits,
+    else it starts the next one, so no query is split across batches unless it is larger than a batch.
+    """
+    if batch_size < 1:
+        raise UserError(f"batch size {batch_size} must be at least 1", None, "use --batch-size 1 or more")
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(groups)
+    order = np.argsort(groups, kind="stable")
+    starts = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1]]) if len(order) else np.array([], int)
+    members = np.split(order, starts[1:]) if len(order) else []
+    lists: list[np.ndarray] = []
+    for q in rng.permutation(len(members)):
+        rows = members[q]
+        if len(rows) > batch_size:
+            rows = rng.permutation(rows)
+            lists.extend(rows[i:i + batch_size] for i in range(0, len(rows), batch_size))
+        else:
+            lists.append(rows)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for rows in lists:
+        if current and len(current) + len(rows) > batch_size:
+            batches.append(current)
+            current = []
+        current.extend(int(i) for i in rows)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Inference batches in decreasing length order; callers put results back by index."""
     if batch_size < 1:

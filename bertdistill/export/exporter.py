@@ -213,7 +213,7 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
             result: ParityResult = compare_logits(reference, int8)
             parity["int8"] = result.check_int8(config.int8_min_agreement, real_data=parity_data is not None)
             if parity_data is None:
-                notes.append("int8 argmax agreement was measured on generated inputs (random tokens), "
+                notes.append(f"int8 {'order' if result.order_agreement is not None else 'argmax'} agreement was measured on generated inputs (random tokens), "
                              "not real data, so its threshold was not applied; pass parity data to check it")
         files = {f.name: f.stat().st_size for f in sorted(tmp.glob("*.onnx"))}
         report = ExportReport(
@@ -257,7 +257,9 @@ def _keep_failed(tmp: Path, failed_dir: Path, keep: bool) -> None:
 def _parity_line(parity: dict[str, dict[str, Any]]) -> str:
     parts = []
     for name, p in parity.items():
-        parts.append(f"{name} max_abs_diff={p['max_abs_diff']:.3g} argmax_agreement={p['argmax_agreement']:.4f}"
+        agreement = (f"order_agreement={p['order_agreement']:.4f}" if "order_agreement" in p
+                     else f"argmax_agreement={p['argmax_agreement']:.4f}")
+        parts.append(f"{name} max_abs_diff={p['max_abs_diff']:.3g} {agreement}"
                      + ("" if p["passed"] else f" ({p['failure']})"))
     return "; ".join(parts)
 
@@ -276,6 +278,7 @@ def summary_rows(report: ExportReport) -> list[dict[str, Any]]:
         file = ONNX_FP32 if name == "fp32" else ONNX_INT8
         rows.append({"model": file, "size_mb": report.files.get(file, 0) / 1e6, "n": p["n"],
                      "max_abs_diff": f"{p['max_abs_diff']:.2e}", "argmax_agreement": p["argmax_agreement"],
+                     **({"order_agreement": p["order_agreement"]} if "order_agreement" in p else {}),
                      "passed": "not checked" if p.get("checked") is False else ("yes" if p["passed"] else "NO")})
     return rows
 

@@ -21,10 +21,15 @@ class ParityResult:
     mean_abs_diff: float
     argmax_agreement: float
     finite: bool
+    order_agreement: float | None = None
+    """1-logit (score) models: share of row pairs the two rank in the same order; int8 is judged on it."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
-                "argmax_agreement": self.argmax_agreement}
+        out = {"n": self.n, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
+               "argmax_agreement": self.argmax_agreement}
+        if self.order_agreement is not None:
+            out["order_agreement"] = self.order_agreement
+        return out
 
     def check_fp32(self, max_abs_diff: float) -> dict[str, Any]:
         out = self.as_dict() | {"checked": True, "passed": True}
@@ -39,22 +44,45 @@ class ParityResult:
         out = self.as_dict() | {"checked": real_data, "passed": True}
         if not self.finite:
             out.update(checked=True, passed=False, failure="non-finite logits")
+        elif real_data and self.order_agreement is not None:
+            if self.order_agreement < min_agreement:
+                out.update(passed=False, failure=f"order_agreement below {min_agreement:g}")
         elif real_data and self.argmax_agreement < min_agreement:
             out.update(passed=False, failure=f"argmax_agreement below {min_agreement:g}")
         return out
 
 
 def compare_logits(reference: np.ndarray, other: np.ndarray) -> ParityResult:
-    """Max/mean absolute difference and argmax agreement of ``other`` against ``reference``."""
+    """Max/mean absolute difference and argmax agreement of ``other`` against ``reference``.
+
+    For a 1-logit (score) model argmax means nothing: ``argmax_agreement`` is then the agreement of the
+    decision score > 0, and ``order_agreement`` the share of row pairs ranked in the same order.
+    """
     if reference.shape != other.shape:
         raise UserError(f"logits shapes differ: {reference.shape} vs {other.shape}", None,
                         "the exported graph does not match the model; re-export it")
     finite = bool(np.isfinite(other).all())
     diff = np.abs(reference.astype(np.float64) - other.astype(np.float64))
-    agree = float((reference.argmax(-1) == other.argmax(-1)).mean()) if len(reference) else 1.0
+    order = None
+    if reference.ndim == 2 and reference.shape[-1] == 1:
+        agree = float(((reference[:, 0] > 0) == (other[:, 0] > 0)).mean()) if len(reference) else 1.0
+        order = pair_order_agreement(reference[:, 0], other[:, 0])
+    else:
+        agree = float((reference.argmax(-1) == other.argmax(-1)).mean()) if len(reference) else 1.0
     return ParityResult(n=int(len(reference)), max_abs_diff=float(diff.max()) if diff.size else 0.0,
                         mean_abs_diff=float(diff.mean()) if diff.size else 0.0, argmax_agreement=agree,
-                        finite=finite)
+                        finite=finite, order_agreement=order)
+
+
+def pair_order_agreement(reference: np.ndarray, other: np.ndarray) -> float:
+    """Share of pairs (i, j) with reference_i > reference_j that ``other`` orders the same way (ties in ``other`` count half)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    oth = np.asarray(other, dtype=np.float64)
+    pairs = ref[:, None] > ref[None, :]
+    if not pairs.any():
+        return 1.0
+    d = np.sign(oth[:, None] - oth[None, :])[pairs]
+    return float(((d > 0) + 0.5 * (d == 0)).mean())
 
 
 def run_batches(scorer, batches: list[Batch]) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from bertdistill.errors import UserError
-from bertdistill.student.config import LAYER_MAPS, StudentConfig
+from bertdistill.student.config import HEADS, LAYER_MAPS, StudentConfig
 
 _LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)\.(.*)$")
 
@@ -57,8 +57,71 @@ def _label_kwargs(label_names: Sequence[str]) -> dict:
             "label2id": {n: i for i, n in enumerate(label_names)}}
 
 
+def check_score_head(label_names: Sequence[str], where: str = "--head score") -> int:
+    """Index of the relevant label; a score head needs binary labels (relevant or not)."""
+    from bertdistill.metrics import positive_label_index
+
+    if len(label_names) != 2:
+        raise UserError(f"a score head needs 2 labels (relevant or not), the data has {len(label_names)}", where,
+                        "use --head classes for this task")
+    return positive_label_index(label_names)
+
+
+def to_score_head(model, label_names: Sequence[str]) -> None:
+    """Turn a 2-logit classifier into a 1-logit score head in place: w = w_pos − w_other (the same logit difference)."""
+    from torch import nn
+
+    from bertdistill.student.model import output_linear
+
+    pos = check_score_head(label_names)
+    linear = output_linear(model)
+    if linear.out_features != 1:
+        score = nn.Linear(linear.in_features, 1).to(linear.weight.dtype)
+        with torch.no_grad():
+            score.weight.copy_(linear.weight[pos:pos + 1] - linear.weight[1 - pos:2 - pos])
+            score.bias.copy_(linear.bias[pos:pos + 1] - linear.bias[1 - pos:2 - pos])
+        _replace_module(model, linear, score)
+    mark_score_config(model.config, label_names)
+
+
+def mark_score_config(config, label_names: Sequence[str]) -> None:
+    from bertdistill.models import SCORE_LABEL
+
+    config.num_labels = 1
+    config.id2label = {0: SCORE_LABEL}
+    config.label2id = {SCORE_LABEL: 0}
+    config.task_label_names = list(label_names)
+
+
+def _replace_module(root, old, new) -> None:
+    for name, module in root.named_modules():
+        for child_name, child in module.named_children():
+            if child is old:
+                setattr(module, child_name, new)
+                return
+    raise ValueError("module not found")
+
+
 def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int = 42):
     """(sequence classifier, tokenizer, provenance dict) for a student described by ``cfg``."""
+    if cfg.head not in HEADS:
+        raise UserError(f"unknown head {cfg.head!r}", "--head", f"use one of: {', '.join(HEADS)}")
+    if cfg.head == "score":
+        check_score_head(label_names)
+    model, tokenizer, info = _build_classifier(cfg, label_names, seed)
+    if cfg.head == "score":
+        to_score_head(model, label_names)
+        info["head"] = "score"
+    else:
+        from bertdistill.models import is_score_config
+
+        if is_score_config(model.config):
+            raise UserError("the source model has a score head (1 logit)", "--student-from",
+                            "pass --head score to keep it, or start from a model with one logit per label")
+    return model, tokenizer, info
+
+
+def _build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int = 42):
     from transformers import AutoModelForSequenceClassification
 
     from bertdistill.models import load_classifier, load_config, load_tokenizer, resolve_model, weights_sha256

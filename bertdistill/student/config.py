@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LAYER_MAPS = ("first", "skip")
+HEADS = ("classes", "score")
+"""Output heads: one logit per label (softmax), or one relevance score (num_labels=1, sigmoid; ranking)."""
 """Named ways to pick a student's layers from its source model (or 1-based "i,j,k")."""
 
 
@@ -23,5 +25,8 @@ class StudentConfig:
     width: int | None = None
     heads: int | None = None
     intermediate: int | None = None
+    head: str = "classes"
+    """classes (one logit per label) or score (one relevance logit for binary/ranking data; saved with
+    num_labels=1 and the task's label names as ``task_label_names`` in config.json)."""
     trust_remote_code: bool = False
     """Allow model code from the hub for the source (off unless --trust-remote-code)."""

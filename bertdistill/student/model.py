@@ -124,9 +124,14 @@ def save_student(model: StudentModel, tokenizer, out_dir: Path, label_names: Seq
     from safetensors.torch import save_file
 
     classifier = model.folded_classifier().float()
-    classifier.config.id2label = dict(enumerate(label_names))
-    classifier.config.label2id = {n: i for i, n in enumerate(label_names)}
-    classifier.config.num_labels = len(label_names)
+    if output_linear(classifier).out_features == 1:
+        from bertdistill.student.build import mark_score_config
+
+        mark_score_config(classifier.config, label_names)
+    else:
+        classifier.config.id2label = dict(enumerate(label_names))
+        classifier.config.label2id = {n: i for i, n in enumerate(label_names)}
+        classifier.config.num_labels = len(label_names)
     classifier.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
     if model.num_heads > 1:

@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bertdistill.data.tokenize import MODEL_INPUTS, length_grouped_batches, pad_batch, sorted_batches
+from bertdistill.data.tokenize import (MODEL_INPUTS, length_grouped_batches, pad_batch, query_grouped_batches,
+                                       sorted_batches)
 from bertdistill.errors import UserError
 from bertdistill.io import atomic_dir, check_writable_parent, is_complete, output_lock
 from bertdistill.io import read_json  # noqa: F401  (with STATE_FILE: how callers read a checkpoint's state)
@@ -42,14 +43,26 @@ class TrainSet:
     pad_token_id: int
     teachers: object = None
     """A teacher source whose ``fetch(rows)`` adds per-row teacher targets to each batch (label stores)."""
+    by_group: bool = False
+    """Batches of whole query groups (ranking terms) instead of length-grouped batches."""
 
     def __post_init__(self):
         self.lengths = np.asarray(self.dataset["length"])
-        self._columns = [c for c in (*MODEL_INPUTS, "label", "row") if c in self.dataset.column_names]
+        self._columns = [c for c in (*MODEL_INPUTS, "label", "row", "group") if c in self.dataset.column_names]
+        self.groups = np.asarray(self.dataset["group"]) if "group" in self.dataset.column_names else None
+        if self.by_group and self.groups is None:
+            raise UserError("the ranking loss terms need query groups, but the training rows have none", None,
+                            "give ranking data with a group (query id) column (--group-column)")
         self._view = self.dataset.select_columns(self._columns)
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+    def batches(self, batch_size: int, seed: int) -> list[list[int]]:
+        """One epoch's training batches, reproducible from ``seed`` (seed + epoch)."""
+        if self.by_group:
+            return query_grouped_batches(self.groups, batch_size, seed)
+        return length_grouped_batches(self.lengths, batch_size, seed)
 
     def batch(self, indices: list[int]) -> dict:
         block = self._view[indices]
@@ -176,7 +189,8 @@ def evaluate(accelerator, module, eval_set: EvalSet, batch_size: int) -> dict:
     """Task metrics (labeled data) and distill_loss / teacher_agreement / teacher_rank_corr (teacher logits known)."""
     from accelerate.utils import gather_object
 
-    from bertdistill.metrics import compute_metrics, positive_label_index, softmax, spearman
+    from bertdistill.metrics import (compute_metrics, positive_label_index, predicted_ids, relevance_scores,
+                                     softmax, spearman)
 
     inner = accelerator.unwrap_model(module)
     student = inner.student
@@ -203,18 +217,27 @@ def evaluate(accelerator, module, eval_set: EvalSet, batch_size: int) -> dict:
     if eval_set.labels is not None:
         metrics.update(compute_metrics(eval_set.kind, eval_set.label_names, eval_set.labels, mean_logits,
                                        eval_set.groups))
-        counts = np.bincount(mean_logits.argmax(-1), minlength=mean_logits.shape[-1])
+        counts = np.bincount(predicted_ids(mean_logits, eval_set.label_names),
+                             minlength=max(mean_logits.shape[-1], len(eval_set.label_names)))
         metrics["predicted_class_share"] = float(counts.max() / max(1, counts.sum()))
     kd = inner.objective.term("kd")
     if eval_set.teacher_logits is not None and kd is not None:
         teachers = torch.from_numpy(np.stack(eval_set.teacher_logits))
         metrics["distill_loss"] = float(kd.soft_loss(torch.from_numpy(all_logits), teachers))
+        names = eval_set.label_names
+        if mean_logits.shape[-1] == 1 or eval_set.teacher_logits[0].shape[-1] == 1:
+            # A score head: agreement on the relevant/not decision (score > 0), rank correlation of the scores.
+            teacher_scores = np.mean([relevance_scores(t, names) for t in eval_set.teacher_logits], axis=0)
+            student_scores = relevance_scores(mean_logits, names)
+            metrics["teacher_agreement"] = float(((student_scores > 0) == (teacher_scores > 0)).mean())
+            metrics["teacher_rank_corr"] = spearman(student_scores, teacher_scores)
+            return metrics
         target = np.mean([softmax(t) for t in eval_set.teacher_logits], axis=0)
         metrics["teacher_agreement"] = float((mean_logits.argmax(-1) == target.argmax(-1)).mean())
         if target.shape[-1] == 2:
             # Argmax agreement is near 1 whenever nearly all pairs are negatives (stage-1 corpora); the rank
             # correlation of the positive-class scores says whether the student orders pairs as the teachers do.
-            pos = positive_label_index(eval_set.label_names) if eval_set.label_names else 1
+            pos = positive_label_index(names) if names else 1
             metrics["teacher_rank_corr"] = spearman(softmax(mean_logits)[:, pos], target[:, pos])
     return metrics
 
@@ -374,8 +397,7 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
 
     torch.manual_seed(config.seed)
     global_batch = config.batch_size * world
-    lengths = run.train_set.lengths
-    batches_per_epoch = len([b for b in length_grouped_batches(lengths, global_batch, 0) if len(b) >= world])
+    batches_per_epoch = len([b for b in run.train_set.batches(global_batch, 0) if len(b) >= world])
     if batches_per_epoch == 0:
         raise UserError(f"{len(run.train_set)} training rows are fewer than the {world} processes", None,
                         "give more training data")
@@ -439,7 +461,7 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
     rng_at_step = torch.get_rng_state()
     try:
         while state["step"] < total and stopped_by == "done":
-            epoch_batches = [b for b in length_grouped_batches(lengths, global_batch, config.seed + state["epoch"])
+            epoch_batches = [b for b in run.train_set.batches(global_batch, config.seed + state["epoch"])
                              if len(b) >= world]
             position = state["batch_in_epoch"]
             while position < len(epoch_batches) and state["step"] < total:

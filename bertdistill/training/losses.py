@@ -122,3 +122,71 @@ def relation_kl(student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor
     kl = (p * (teacher_log_probs - student_log_probs)).sum(-1)  # (B, heads, T)
     m = _token_mask(mask, kl[:, 0])[:, None, :].expand_as(kl)
     return (kl * m).sum() / m.sum().clamp_min(1)
+
+
+# -- one relevance score per candidate (score heads, ranking terms) ------------------------------------------
+
+def pointwise_bce(scores: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """mean_b −[y log σ(s) + (1−y) log(1−σ(s))] for scores s (B,) and 0/1 relevance y"""
+    return F.binary_cross_entropy_with_logits(scores.float(), relevant.float())
+
+
+def score_kl(student_scores: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T² · mean_b KL(Bern(p_t) ‖ Bern(σ(s/T))), p_t = σ(t/T) (the 2-class KL of logit differences)"""
+    log_q1 = F.logsigmoid(student_scores.float() / temperature)
+    log_q0 = F.logsigmoid(-student_scores.float() / temperature)
+    p = teacher_probs.float()
+    kl = torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p) - p * log_q1 - (1 - p) * log_q0
+    return temperature ** 2 * kl.mean()
+
+
+def _group_masks(groups: torch.Tensor) -> torch.Tensor:
+    """(Q, B) boolean membership of each row in each distinct query of the batch."""
+    ids = torch.unique(groups)
+    return groups[None, :] == ids[:, None]
+
+
+def _masked_log_softmax(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """log softmax of ``values`` (B,) within each query's row of ``masks`` (Q, B); 0 outside the query."""
+    filled = values[None, :].expand(masks.shape).masked_fill(~masks, float("-inf"))
+    return torch.log_softmax(filled, dim=-1).masked_fill(~masks, 0.0)
+
+
+def _zero(like: torch.Tensor) -> torch.Tensor:
+    """A zero that keeps the graph (a batch with no query to score still backpropagates)."""
+    return like.float().sum() * 0.0
+
+
+def listwise_kd(student_scores: torch.Tensor, teacher_scores: torch.Tensor, groups: torch.Tensor,
+                temperature: float) -> torch.Tensor:
+    """T² · mean_q KL(softmax(t_q/T) ‖ softmax(s_q/T)) over the candidates of each query q with ≥ 2 in the batch"""
+    masks = _group_masks(groups)
+    masks = masks[masks.sum(-1) >= 2]
+    if len(masks) == 0:
+        return _zero(student_scores)
+    log_q = _masked_log_softmax(student_scores.float() / temperature, masks)
+    log_p = _masked_log_softmax(teacher_scores.float() / temperature, masks)
+    kl = (log_p.exp() * (log_p - log_q)).masked_fill(~masks, 0.0).sum(-1)
+    return temperature ** 2 * kl.mean()
+
+
+def margin_mse(student_scores: torch.Tensor, teacher_scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """mean over pairs (i, j) of one query with t_i > t_j of ((s_i − s_j) − (t_i − t_j))² (Margin-MSE)"""
+    s, t = student_scores.float(), teacher_scores.float()
+    pairs = (groups[:, None] == groups[None, :]) & (t[:, None] > t[None, :])
+    if not pairs.any():
+        return _zero(s)
+    diff = (s[:, None] - s[None, :]) - (t[:, None] - t[None, :])
+    return diff[pairs].pow(2).mean()
+
+
+def listwise_ce(scores: torch.Tensor, relevant: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """mean_q −Σ_{i∈q} (y_i / Σ_{j∈q} y_j) log softmax(s_q)_i over queries q with a relevant candidate"""
+    masks = _group_masks(groups)
+    y = relevant.float()[None, :] * masks
+    keep = y.sum(-1) > 0
+    if not keep.any():
+        return _zero(scores)
+    masks, y = masks[keep], y[keep]
+    log_p = _masked_log_softmax(scores.float(), masks)
+    return (-(y / y.sum(-1, keepdim=True)) * log_p).sum(-1).mean()

@@ -31,6 +31,11 @@ class Objective(nn.Module):
     def weights(self) -> dict[str, float]:
         return {t.name: t.weight for t in self.terms}
 
+    @property
+    def needs_groups(self) -> bool:
+        """A term compares each query's candidates: train on whole query groups."""
+        return any(t.needs_groups for t in self.terms)
+
     def term(self, name: str) -> LossTerm | None:
         return next((t for t in self.terms if t.name == name), None)
 
@@ -73,10 +78,15 @@ class DistillationModule(nn.Module):
 def objective_weights(distill: DistillConfig | None, labeled: bool, has_teachers: bool) -> dict[str, float]:
     """Term weights from the options: (1−α)·hard + α·kd + β·pkd (+ --term), or hard alone without teachers."""
     if not has_teachers:
-        if distill is not None and distill.terms:
-            raise UserError(f"loss term {next(iter(distill.terms))!r} needs teachers", "--term",
-                            "give --labels STORE or --teacher NAME=DIR")
-        return {"hard": 1.0}
+        from bertdistill.training.terms import TERMS
+
+        weights = {"hard": 1.0}
+        for name, weight in ((distill.terms or {}) if distill is not None else {}).items():
+            if name in TERMS and TERMS[name].uses_teachers and weight > 0:
+                raise UserError(f"loss term {name!r} needs teachers", "--term",
+                                "give --labels STORE or --teacher NAME=DIR")
+            weights[name] = weight
+        return weights
     if not labeled and distill.use_hard_labels and distill.alpha < 1:
         raise UserError("training data has no gold labels, so the hard-label loss (weight 1−α) cannot be computed",
                         "--alpha", "use --alpha 1 (teacher labels only), or give the label column")
@@ -88,7 +98,7 @@ def objective_weights(distill: DistillConfig | None, labeled: bool, has_teachers
 
 
 def build_objective(distill: DistillConfig | None, teachers: Sequence[TeacherInfo], student_config,
-                    mode: str, labeled: bool = True) -> tuple[Objective, dict]:
+                    mode: str, labeled: bool = True, positive: int = 1) -> tuple[Objective, dict]:
     """The objective and its description for the training record."""
     distill = distill or DistillConfig()
     distill.check()
@@ -101,7 +111,8 @@ def build_objective(distill: DistillConfig | None, teachers: Sequence[TeacherInf
                       student_heads=student_config.num_attention_heads, teachers=list(teachers), teacher_mode=mode,
                       teacher_weights=distill.teacher_weights, temperature=distill.temperature,
                       kd_loss=distill.kd_loss, pkd=distill.pkd, pkd_projection=distill.pkd_projection,
-                      layer_match=distill.match_layers, relation_heads=distill.relation_heads)
+                      layer_match=distill.match_layers, relation_heads=distill.relation_heads,
+                      positive=positive)
     objective = Objective(build_terms(weights, ctx))
     if not teachers:
         return objective, {"mode": "fine-tune", "weights": weights, "terms": _described_terms(objective)}

@@ -30,7 +30,7 @@ def build_student(student_cfg, label_names: Sequence[str], head_names: Sequence[
     if len(head_names) > 1:
         saved = load_saved_heads(info["source"])
         if saved is not None and saved[0] == list(head_names):
-            model.load_head_state(saved[1])
+            model.load_head_state(_heads_for_width(saved[1], model.heads()[0].out_features, label_names))
             info["heads_from"] = "restored from the source's per-teacher heads"
         elif info.get("classifier_trained"):
             info["heads_from"] = "copies of the source's classifier"
@@ -41,12 +41,46 @@ def build_student(student_cfg, label_names: Sequence[str], head_names: Sequence[
     return model, tokenizer, info
 
 
-def encode_rows(tokenizer, task_data, max_length: int):
+def _heads_for_width(state: dict, width: int, label_names: Sequence[str]) -> dict:
+    """Saved per-teacher heads for a student of ``width`` outputs: 2-class heads of an earlier stage become
+    score heads (w_pos − w_other, the same logit difference) when this stage has a score head."""
+    if width != 1 or state["head_0.weight"].shape[0] == 1:
+        return state
+    from bertdistill.metrics import positive_label_index
+
+    pos = positive_label_index(label_names)
+    return {k: v[pos:pos + 1] - v[1 - pos:2 - pos] for k, v in state.items()}
+
+
+def encode_rows(tokenizer, task_data, max_length: int, groups: bool = False):
     """Tokenized Dataset with a ``row`` column (the row's index in the data and its label store)."""
     from bertdistill.data.tokenize import encode_task
 
     encoded = encode_task(tokenizer, task_data, max_length)
-    return encoded.add_column("row", np.arange(len(encoded), dtype=np.int64))
+    encoded = encoded.add_column("row", np.arange(len(encoded), dtype=np.int64))
+    if groups and task_data.has_groups:  # integer query ids: the ranking terms compare candidates of one query
+        from bertdistill.metrics import _group_codes
+
+        encoded = encoded.add_column("group", _group_codes(task_data.column("group")).astype(np.int64))
+    return encoded
+
+
+def check_query_groups(task_data, terms: Sequence[str]) -> None:
+    """Ranking terms need query ids on every row and at least one query with 2 or more candidates."""
+    names = ", ".join(terms)
+    if not task_data.has_groups:
+        raise UserError(f"loss term {names} compares the candidates of each query, but the training data has no "
+                        "query groups", task_data.spec.describe(),
+                        "give ranking data with a group (query id) column (--group-column), or drop the term")
+    groups = task_data.column("group")
+    empty = next((i for i, g in enumerate(groups) if g is None or str(g).strip() == ""), None)
+    if empty is not None:
+        raise UserError(f"row {empty + 1} has an empty query id, so it belongs to no query's candidates",
+                        task_data.spec.describe(), "give every row a query id, or drop the rows without one")
+    sizes = np.bincount(np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1].reshape(-1))
+    if not (sizes >= 2).any():
+        raise UserError(f"loss term {names}: no query has 2 or more candidates (after filtering and the dev split)",
+                        task_data.spec.describe(), "give queries with several candidates, or drop the term")
 
 
 def check_best_metric(metric: str | None) -> None:
@@ -182,13 +216,22 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     head_names = list(names) if mode == "heads" else ["classifier"]
     student, tokenizer, student_info = build_student(config.student, label_names, head_names, config.train.seed)
     check_max_length(tokenizer, student.config, config.train.max_length)
-    objective, objective_info = build_objective(distill if teachers is not None else None,
+    head = getattr(config.student, "head", "classes")
+    positive = 1
+    if len(label_names) == 2:
+        from bertdistill.metrics import positive_label_index
+
+        positive = positive_label_index(label_names)
+    objective, objective_info = build_objective(distill if teachers is not None or distill.terms else None,
                                                 teachers.infos if teachers is not None else [],
-                                                student.config, mode, labeled=labeled)
+                                                student.config, mode, labeled=labeled, positive=positive)
+    objective_info["head"] = head
+    if objective.needs_groups:
+        check_query_groups(train_data, [t.name for t in objective.terms if t.needs_groups])
     if teachers is not None:
         objective_info["teacher_source"] = teachers.describe()
     pad = tokenizer.pad_token_id or 0
-    encoded = encode_rows(tokenizer, train_data, config.train.max_length)
+    encoded = encode_rows(tokenizer, train_data, config.train.max_length, groups=objective.needs_groups)
     data_fp = {"train": train_data.fingerprint(), "eval": None}
     eval_set = None
     if eval_data is not None:
@@ -204,7 +247,7 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     elif held_out_fraction > 0:
         eval_set, encoded, data_fp["eval"] = _held_out(encoded, train_data, held_out_fraction, config.train.seed,
                                                        label_names, teachers, pad, dev=labeled)
-    train_set = TrainSet(encoded, pad, teachers)
+    train_set = TrainSet(encoded, pad, teachers, by_group=objective.needs_groups)
     best = config.train.best_metric or default_best
     if best is None and eval_set is not None:
         if eval_set.labels is not None:

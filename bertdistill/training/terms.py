@@ -52,6 +52,8 @@ class TermContext:
     pkd_projection: bool = True
     layer_match: str = "skip"
     relation_heads: int | None = None
+    positive: int = 1
+    """Index of the relevant class in the task's labels (turns 2-class logits into one score)."""
 
 
 TERMS: dict[str, type["LossTerm"]] = {}
@@ -73,6 +75,8 @@ class LossTerm(nn.Module):
     online_only: ClassVar[bool] = False
     """Needs states a label store does not hold (all-token hidden states, attentions, query/key/value)."""
     uses_teachers: ClassVar[bool] = True
+    needs_groups: ClassVar[bool] = False
+    """Compares the candidates of each query: batches are whole query groups with a ``group`` tensor."""
 
     def __init__(self, weight: float, ctx: TermContext):
         super().__init__()
@@ -128,16 +132,34 @@ def _teacher_mean(values: Sequence[torch.Tensor], ctx: TermContext) -> torch.Ten
     return sum(wk * v for wk, v in zip(w, values))
 
 
+def scores_of(logits: torch.Tensor, positive: int) -> torch.Tensor:
+    """One relevance score per row from logits (..., C): the logit of a 1-logit head, else z_pos − z_other."""
+    if logits.shape[-1] == 1:
+        return logits[..., 0].float()
+    if logits.shape[-1] != 2:
+        raise UserError(f"a relevance score needs 1 or 2 logits, the model has {logits.shape[-1]}", None,
+                        "use the ranking terms and --head score with binary (relevant or not) data")
+    return logits[..., positive].float() - logits[..., 1 - positive].float()
+
+
+def _relevant(batch: dict, ctx: TermContext) -> torch.Tensor:
+    return (batch["label"] == ctx.positive).float()
+
+
 @register
 class HardLabels(LossTerm):
     name = "hard"
-    formula = "mean over heads of mean_b −log softmax(z_s)[y]"
+    formula = ("mean over heads of mean_b −log softmax(z_s)[y]; a score head (1 logit): "
+               "mean_b BCE(σ(s), y = relevant)")
     uses_teachers = False
 
     def forward(self, student, teachers, batch):
         if "label" not in batch:
             raise UserError("training data has no gold labels but the hard-label loss is on", None,
                             "give a labeled training set, or --alpha 1 to train on teacher labels only")
+        if student.logits.shape[-1] == 1:
+            relevant = _relevant(batch, self.ctx)
+            return torch.stack([losses.pointwise_bce(lg[:, 0], relevant) for lg in student.logits]).mean()
         return torch.stack([losses.hard_ce(lg, batch["label"]) for lg in student.logits]).mean()
 
 
@@ -145,11 +167,14 @@ class HardLabels(LossTerm):
 class SoftTargets(LossTerm):
     name = "kd"
     formula = ("heads: Σ_k w_k T²·KL(softmax(z_k/T) ‖ softmax(z_s,k/T)); avg: T²·KL(Σ_k w_k softmax(z_k/T) ‖ "
-               "softmax(mean_h z_s,h / T)); --kd-loss mse: the same with (z_s − z_t)²")
+               "softmax(mean_h z_s,h / T)); --kd-loss mse: the same with (z_s − z_t)²; a score head: the same "
+               "with Bernoulli KL(σ(t/T) ‖ σ(s/T)) (mse: (s − t)²), t = a teacher's score (z_pos − z_other)")
 
     def soft_loss(self, logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         """KD for head logits (heads, B, C) against teacher logits (teachers, B, C)."""
         ctx = self.ctx
+        if logits.shape[-1] == 1:
+            return self.score_loss(logits[..., 0].float(), scores_of(teacher_logits, ctx.positive))
         teachers = list(teacher_logits)
         if ctx.teacher_mode == "heads" and logits.shape[0] == len(teachers):
             w = losses.normalized_weights(len(teachers), ctx.teacher_weights)
@@ -161,6 +186,21 @@ class SoftTargets(LossTerm):
             return losses.logit_mse(student, losses.averaged_teacher_logits(teachers, ctx.teacher_weights))
         target = losses.averaged_teacher_probs(teachers, ctx.temperature, ctx.teacher_weights)
         return losses.soft_kl_probs(student, target, ctx.temperature)
+
+    def score_loss(self, scores: torch.Tensor, teacher_scores: torch.Tensor) -> torch.Tensor:
+        """Pointwise KD of a score head: student scores (heads, B) against teacher scores (teachers, B)."""
+        ctx = self.ctx
+        teachers = list(teacher_scores)
+        w = losses.normalized_weights(len(teachers), ctx.teacher_weights)
+        T = ctx.temperature
+        if ctx.teacher_mode == "heads" and scores.shape[0] == len(teachers):
+            if ctx.kd_loss == "kl":
+                return sum(wk * losses.score_kl(scores[h], torch.sigmoid(teachers[h] / T), T) for h, wk in enumerate(w))
+            return sum(wk * losses.logit_mse(scores[h], teachers[h]) for h, wk in enumerate(w))
+        student = scores.mean(0)
+        if ctx.kd_loss == "mse":
+            return losses.logit_mse(student, sum(wk * t for wk, t in zip(w, teachers)))
+        return losses.score_kl(student, sum(wk * torch.sigmoid(t / T) for wk, t in zip(w, teachers)), T)
 
     def describe(self):
         return {**super().describe(), "temperature": self.ctx.temperature, "kd_loss": self.ctx.kd_loss}
@@ -327,6 +367,71 @@ class MiniLMValue(_LastLayerRelation):
     name = "minilm_value"
     formula = "Σ_k w_k mean_{r,i} KL(softmax(v_t v_tᵀ/√d_r) ‖ softmax(v_s v_sᵀ/√d_r)) on the last layer (MiniLM)"
     slots = (2, 2)
+
+
+def _groups(batch: dict, name: str) -> torch.Tensor:
+    if "group" not in batch:
+        raise UserError(f"loss term {name!r} compares the candidates of each query, but the training data has "
+                        "no query groups", "--term", "give ranking data with a group (query id) column "
+                                                     "(--group-column), or drop the term")
+    return batch["group"]
+
+
+class _QueryTerm(LossTerm):
+    """A term over each query's candidates: student scores (heads, B) against one target per head or averaged."""
+
+    needs_groups = True
+
+    def per_head(self, scores: torch.Tensor, targets: list[torch.Tensor], loss) -> torch.Tensor:
+        """heads mode with one head per target: Σ_k w_k loss(s_k, target_k); else loss(mean_h s_h, Σ_k w_k target_k)."""
+        w = losses.normalized_weights(len(targets), self.ctx.teacher_weights)
+        if self.ctx.teacher_mode == "heads" and scores.shape[0] == len(targets) > 1:
+            return sum(wk * loss(scores[h], targets[h]) for h, wk in enumerate(w))
+        return loss(scores.mean(0), sum(wk * t for wk, t in zip(w, targets)))
+
+    def teacher_scores(self, teachers: dict) -> list[torch.Tensor]:
+        return [scores_of(teachers[t.name].logits, self.ctx.positive) for t in self.ctx.teachers]
+
+
+@register
+class ListwiseKD(_QueryTerm):
+    name = "listwise_kd"
+    formula = ("T² · mean_q KL(softmax(t_q/T) ‖ softmax(s_q/T)) over each query's candidates; t = the teachers' "
+               "scores averaged per --teacher-weights (or one head per teacher)")
+
+    def forward(self, student, teachers, batch):
+        groups = _groups(batch, self.name)
+        T = self.ctx.temperature
+        return self.per_head(scores_of(student.logits, self.ctx.positive), self.teacher_scores(teachers),
+                             lambda s, t: losses.listwise_kd(s, t, groups, T))
+
+
+@register
+class MarginMSE(_QueryTerm):
+    name = "margin_mse"
+    formula = ("mean over pairs (i, j) of one query with t_i > t_j of ((s_i − s_j) − (t_i − t_j))² "
+               "(Margin-MSE, Hofstätter et al. 2020); t averaged over teachers (or one head per teacher)")
+
+    def forward(self, student, teachers, batch):
+        groups = _groups(batch, self.name)
+        return self.per_head(scores_of(student.logits, self.ctx.positive), self.teacher_scores(teachers),
+                             lambda s, t: losses.margin_mse(s, t, groups))
+
+
+@register
+class ListwiseCE(_QueryTerm):
+    name = "listwise_ce"
+    formula = "mean over heads and queries q with a relevant candidate of −Σ_{i∈q} (y_i/Σ_j y_j) log softmax(s_q)_i"
+    uses_teachers = False
+
+    def forward(self, student, teachers, batch):
+        groups = _groups(batch, self.name)
+        if "label" not in batch:
+            raise UserError("training data has no gold labels but the listwise_ce term is on", "--term",
+                            "give a labeled training set, or use listwise_kd")
+        relevant = _relevant(batch, self.ctx)
+        scores = scores_of(student.logits, self.ctx.positive)
+        return torch.stack([losses.listwise_ce(s, relevant, groups) for s in scores]).mean()
 
 
 def build_terms(weights: dict[str, float], ctx: TermContext) -> list[LossTerm]:
