@@ -93,8 +93,9 @@ def is_bertdistill_file(path: str | os.PathLike) -> bool:
 def is_replaceable_dir(path: Path) -> bool:
     if is_complete(path):
         return True
+    # An unfinished training run holds only its checkpoints and tracker logs (training.loop writes both).
     entries = [p for p in path.iterdir() if not p.name.startswith(".")]
-    return all(p.name == "checkpoints" and p.is_dir() for p in entries)
+    return all(p.name in ("checkpoints", "logs") and p.is_dir() for p in entries)
 
 
 def check_replaceable(path: str | os.PathLike) -> None:

@@ -91,7 +91,10 @@ def label(config: LabelConfig) -> Path:
     from bertdistill.devices import parse_device
 
     parse_device(config.device)  # a misspelled device fails before any work
-    with output_lock(output):  # one writer per store: a second one gets the holder's pid
+    # One writer per store (a second one gets the holder's pid); under accelerate launch the processes of
+    # one run share the store, so only the first (global rank 0) holds the lock.
+    first_process = os.environ.get("RANK", "0") in ("", "0")
+    with output_lock(output) if first_process else contextlib.nullcontext():
         _label_locked(config, output)
     return output
 
