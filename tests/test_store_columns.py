@@ -13,6 +13,7 @@ import pytest
 from cli_helpers import assert_user_error, run_cli
 from conftest import make_tiny_bert, write_toy_pairs
 
+from bertdistill.errors import UserError
 from bertdistill.teachers.layout import partial_dir, shard_checksums
 from bertdistill.teachers.store import LabelStore, write_label_store
 
@@ -96,10 +97,20 @@ def test_edited_root_state_is_refused(tmp_path, outputs):
     state = json.loads((path / "state.json").read_text())
     state["_data_files"] = state["_data_files"][:2]
     (path / "state.json").write_text(json.dumps(state))
-    with pytest.raises(Exception, match="does not list the shards' Arrow files"):
+    with pytest.raises(UserError, match="does not list the shards' Arrow files"):
         LabelStore.open(path)
     (path / "state.json").unlink()
-    with pytest.raises(Exception, match="missing or damaged"):
+    with pytest.raises(UserError, match="missing or damaged"):
+        LabelStore.open(path)
+
+
+def test_meta_naming_a_column_the_shards_lack_is_refused(tmp_path, outputs):
+    logits, hidden = outputs
+    path = write_label_store(tmp_path / "s", store_meta(["a", "b"], [[], [1, 2]]), logits, hidden, shard_rows=10)
+    meta = json.loads((path / "meta.json").read_text())
+    meta["teachers"][1]["columns"]["logits"] = "logits_c"
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="no column 'logits_c'"):
         LabelStore.open(path)
 
 

@@ -93,6 +93,11 @@ class LabelStore:
             raise UserError(f"store has {len(dataset)} rows, meta.json says {meta['num_rows']}", where,
                             "the store is truncated; re-create it with bertdistill label --overwrite")
         store = cls(path, meta, dataset.with_format("numpy"))
+        missing = [store.logits_column(t) for t in range(len(store.teacher_names))
+                   if store.logits_column(t) not in dataset.column_names]
+        if missing:
+            raise UserError(f"the shards have no column {missing[0]!r} for teacher(s) in meta.json "
+                            f"(columns: {', '.join(dataset.column_names)})", where, fix)
         rows = np.asarray(store.dataset["row"])
         if not np.array_equal(rows, np.arange(len(rows))):
             raise UserError("store rows are out of order or missing", where,
