@@ -171,7 +171,7 @@ def test_resume_relabels_a_shard_that_fails_its_checksum(teacher, tmp_path):
     # Make it partial again, and damage one shard's bytes (same size): it must not be adopted.
     out.rename(partial_dir(out))
     (partial_dir(out) / ".complete").unlink()
-    writer = StoreWriter(out)
+    writer = StoreWriter(out, ["t"])
     span = ShardSpan(1, 10, 20)
     assert writer.has_shard(span)
     arrow = next((partial_dir(out) / "shards" / span.name).glob("*.arrow"))

@@ -33,7 +33,7 @@ from bertdistill.data.sources import DataSpec
 from bertdistill.data.tokenize import check_max_length
 from bertdistill.errors import UserError
 from bertdistill.io import check_output_dir, is_complete, output_lock, to_jsonable
-from bertdistill.teachers.layout import ShardSpan, shard_plan
+from bertdistill.teachers.layout import ShardSpan, logits_column, shard_plan
 from bertdistill.teachers.teacher import Teacher, describe_teachers
 from bertdistill.teachers.writer import StoreWriter
 
@@ -121,7 +121,7 @@ def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], da
     fingerprint = data.fingerprint()
     key = resume_key(config, fingerprint, teachers)
     rank, world, barrier = _distributed(config.device)
-    writer = StoreWriter(output)
+    writer = StoreWriter(output, [t.name for t in teachers])
     fresh = world == 1 and not writer.work.exists()
     if rank == 0:
         writer.start(key, config.overwrite)
@@ -245,10 +245,10 @@ def _finish(writer: StoreWriter, plan: list[ShardSpan], teachers: list[Teacher],
 
     parts = writer.read_shards(plan)
     infos = []
-    for t_index, t in enumerate(teachers):
+    for t in teachers:
         info = t.info()
         if data.has_labels:
-            logits = np.concatenate([np.asarray(p[f"logits_{t_index}"], dtype=np.float32) for p in parts])
+            logits = np.concatenate([np.asarray(p[logits_column(t.name)], dtype=np.float32) for p in parts])
             info["metrics"] = compute_metrics(data.kind, label_names, data.labels(), logits, data.group_codes)
         else:
             info["metrics"] = None

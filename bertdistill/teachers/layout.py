@@ -4,11 +4,18 @@ A store directory::
 
     meta.json            format, version, num_rows, label_names, max_length, data fingerprint,
                          teachers [{name, path, weights_sha256, tokenizer, num_layers, hidden_size,
-                         stored_layers, metrics}], shards [{name, start, rows}], config
+                         stored_layers, metrics, columns {logits, cls}}], shards [{name, start, rows}], config
     shards/shard-00000/  a ``datasets`` Arrow directory (save_to_disk) plus ``.checksums.json``: columns
-                         row (int64), logits_<t> (float32[C]) and, when layers are stored,
-                         cls_<t> (float16[len(stored_layers), hidden_size]) for teacher index t
+                         row (int64), logits_<name> (float32[C]) and, when layers are stored,
+                         cls_<name> (float16[len(stored_layers), hidden_size]) for the teacher called name
+    dataset_info.json    the root as one ``datasets`` Dataset: ``datasets.load_from_disk(store)`` reads
+    state.json           every shard's Arrow file in order (relative paths into shards/; no data copied)
     .complete            completion marker; a store without it is unfinished
+
+Version 1 stores (written before version 2) name the columns by teacher index (logits_<t>, cls_<t>),
+have no ``columns`` per teacher and no root dataset files: ``LabelStore`` reads both through
+``logits_column``/``cls_column``, and ``LabelStore.to_dataset()`` gives either as one Dataset with
+teacher-named columns.
 
 Each shard's entry in meta.json carries ``files``: {file name: {size, sha256}} of the shard's files
 (the same as the shard's ``.checksums.json``, written with it). The reader checks on open that the
@@ -32,7 +39,7 @@ from typing import Any, Sequence
 import datasets
 
 STORE_FORMAT = "bertdistill-label-store"
-STORE_VERSION = 1
+STORE_VERSION = 2
 META_FILE = "meta.json"
 SHARDS_DIR = "shards"
 PROGRESS_FILE = "progress.json"
@@ -127,11 +134,68 @@ def shard_problem(shard_dir: str | Path, expected: dict[str, dict[str, Any]], fu
     return None
 
 
-def shard_features(num_labels: int, hidden_shapes: Sequence[tuple[int, int] | None]) -> datasets.Features:
-    """Arrow schema of a shard: row, logits_<t> and optional cls_<t> per teacher."""
+def logits_column(teacher: str) -> str:
+    """The column of the teacher called ``teacher``'s logits (stores of version 2 on)."""
+    return f"logits_{teacher}"
+
+
+def cls_column(teacher: str) -> str:
+    """The column of the teacher called ``teacher``'s stored [CLS] states (stores of version 2 on)."""
+    return f"cls_{teacher}"
+
+
+def shard_features(num_labels: int, hidden_shapes: Sequence[tuple[int, int] | None],
+                   teachers: Sequence[str]) -> datasets.Features:
+    """Arrow schema of a shard: row, logits_<name> and optional cls_<name> per teacher."""
     feats: dict[str, Any] = {"row": datasets.Value("int64")}
-    for t, shape in enumerate(hidden_shapes):
-        feats[f"logits_{t}"] = datasets.Sequence(datasets.Value("float32"), length=num_labels)
+    for name, shape in zip(teachers, hidden_shapes, strict=True):
+        feats[logits_column(name)] = datasets.Sequence(datasets.Value("float32"), length=num_labels)
         if shape is not None:
-            feats[f"cls_{t}"] = datasets.Array2D(shape=tuple(shape), dtype="float16")
+            feats[cls_column(name)] = datasets.Array2D(shape=tuple(shape), dtype="float16")
     return datasets.Features(feats)
+
+
+ROOT_STATE = "state.json"  # datasets' file names (datasets.config.DATASET_STATE_JSON_FILENAME, ...)
+ROOT_INFO = "dataset_info.json"
+
+
+def root_state(store: str | Path, shard_names: Sequence[str]) -> dict[str, Any]:
+    """The root's state.json: the shards' own state with every shard's Arrow files, in order, as paths
+    relative to the root (``datasets.load_from_disk`` joins them to the directory it is given)."""
+    import hashlib
+    import json
+
+    store = Path(store)
+    states = [json.loads((store / SHARDS_DIR / name / ROOT_STATE).read_text(encoding="utf-8")) for name in shard_names]
+    files = [{"filename": f"{SHARDS_DIR}/{name}/{f['filename']}"}
+             for name, state in zip(shard_names, states) for f in state["_data_files"]]
+    fingerprint = hashlib.sha256("".join(s["_fingerprint"] for s in states).encode()).hexdigest()[:16]
+    return {**states[0], "_data_files": files, "_fingerprint": fingerprint, "_split": None}
+
+
+def write_root_dataset(store: str | Path, shard_names: Sequence[str]) -> None:
+    """Make the store root loadable with ``datasets.load_from_disk``: its state.json lists the shards'
+    Arrow files and its dataset_info.json is the shards' (they share one schema)."""
+    import json
+
+    store = Path(store)
+    state = root_state(store, shard_names)
+    info = (store / SHARDS_DIR / shard_names[0] / ROOT_INFO).read_text(encoding="utf-8")
+    (store / ROOT_INFO).write_text(info, encoding="utf-8")
+    (store / ROOT_STATE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def root_dataset_problem(store: str | Path, shard_names: Sequence[str]) -> str | None:
+    """What is wrong with the root's dataset files (None when they list exactly the shards' Arrow files)."""
+    import json
+
+    store = Path(store)
+    try:
+        listed = json.loads((store / ROOT_STATE).read_text(encoding="utf-8"))["_data_files"]
+        (store / ROOT_INFO).stat()
+        want = root_state(store, shard_names)["_data_files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its root {ROOT_STATE} or {ROOT_INFO} is missing or damaged"
+    if listed != want:
+        return f"its root {ROOT_STATE} does not list the shards' Arrow files (edited?)"
+    return None

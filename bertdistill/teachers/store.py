@@ -1,6 +1,8 @@
 """Reading label stores: teacher outputs computed once by ``bertdistill label`` and read by every student.
 
 The layout is described in ``bertdistill.teachers.layout``; stores are written by ``bertdistill.teachers.writer``.
+Readers name a teacher's columns only through ``LabelStore.logits_column``/``cls_column``: version 2 stores
+name them by teacher (logits_<name>), version 1 stores by teacher index (logits_<t>).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 
 from bertdistill.errors import UserError
 from bertdistill.io import is_complete, read_json
-from bertdistill.teachers.layout import META_FILE, SHARDS_DIR, STORE_FORMAT, STORE_VERSION, shard_problem
+from bertdistill.teachers.layout import (META_FILE, SHARDS_DIR, STORE_FORMAT, STORE_VERSION, root_dataset_problem,
+                                         shard_problem)
 from bertdistill.teachers.writer import write_label_store  # noqa: F401  (importable from here, as before)
 
 
@@ -81,11 +84,20 @@ class LabelStore:
                 raise UserError(f"shard {shard['name']} has {len(part)} rows, meta.json says {shard['rows']}",
                                 where, "the store is truncated; re-create it with bertdistill label --overwrite")
             parts.append(part)
+        if meta.get("version", 1) >= 2:  # the root is a Dataset too: it must read the same shards
+            problem = root_dataset_problem(path, names)
+            if problem:
+                raise UserError(f"label store is damaged: {problem}", where, fix)
         dataset = datasets.concatenate_datasets(parts) if len(parts) != 1 else parts[0]
         if len(dataset) != meta["num_rows"]:
             raise UserError(f"store has {len(dataset)} rows, meta.json says {meta['num_rows']}", where,
                             "the store is truncated; re-create it with bertdistill label --overwrite")
         store = cls(path, meta, dataset.with_format("numpy"))
+        missing = [store.logits_column(t) for t in range(len(store.teacher_names))
+                   if store.logits_column(t) not in dataset.column_names]
+        if missing:
+            raise UserError(f"the shards have no column {missing[0]!r} for teacher(s) in meta.json "
+                            f"(columns: {', '.join(dataset.column_names)})", where, fix)
         rows = np.asarray(store.dataset["row"])
         if not np.array_equal(rows, np.arange(len(rows))):
             raise UserError("store rows are out of order or missing", where,
@@ -117,6 +129,39 @@ class LabelStore:
                             f"use one of: {', '.join(names)}")
         return names.index(teacher)
 
+    def logits_column(self, teacher: int | str) -> str:
+        """The name of ``teacher``'s logits column in ``dataset`` (by name in version 2 stores, by index before)."""
+        t = self.teacher_index(teacher)
+        columns = self.teachers[t].get("columns")
+        return columns["logits"] if columns else f"logits_{t}"
+
+    def cls_column(self, teacher: int | str) -> str | None:
+        """The name of ``teacher``'s [CLS] states column in ``dataset`` (None when it stored no layers)."""
+        t = self.teacher_index(teacher)
+        columns = self.teachers[t].get("columns")
+        name = columns.get("cls") if columns else f"cls_{t}"
+        return name if name in self.dataset.column_names else None
+
+    def to_dataset(self) -> datasets.Dataset:
+        """The whole store as one ``datasets.Dataset`` (memory-mapped, no copy): row, then logits_<name> and
+        cls_<name> per teacher, whatever the store's version (for version 2 stores the same as
+        ``datasets.load_from_disk(store)``)."""
+        from bertdistill.teachers.layout import cls_column, logits_column
+
+        rename = {}
+        for name in self.teacher_names:
+            rename[self.logits_column(name)] = logits_column(name)
+            if self.cls_column(name):
+                rename[self.cls_column(name)] = cls_column(name)
+        plain = self.dataset.with_format(None)
+        rename = {old: new for old, new in rename.items() if old != new}
+        if not rename:
+            return plain
+        # In two steps: index and teacher names may overlap (a teacher called "1"), which one
+        # rename_columns refuses. Renaming copies no data (the table stays memory-mapped).
+        temporary = {old: f"__bertdistill_{k}" for k, old in enumerate(rename)}
+        return plain.rename_columns(temporary).rename_columns({temporary[old]: new for old, new in rename.items()})
+
     def check_data(self, data, what: str = "training data") -> None:
         """Refuse a store made from other data (content hash, row count) or with other labels."""
         fp = data.fingerprint()
@@ -135,7 +180,7 @@ class LabelStore:
         """(N, C) float32 logits of one teacher; NaN or inf is a user error."""
         t = self.teacher_index(teacher)
         if t not in self._logits_cache:
-            arr = np.asarray(self.dataset[f"logits_{t}"], dtype=np.float32)
+            arr = np.asarray(self.dataset[self.logits_column(t)], dtype=np.float32)
             if not np.isfinite(arr).all():
                 bad = int(np.argwhere(~np.isfinite(arr))[0][0])
                 raise UserError(f"teacher {self.teacher_names[t]!r} has NaN/inf logits at row {bad}",
@@ -161,5 +206,5 @@ class LabelStore:
         self.require_layers(t, layers)
         have = self.stored_layers(t)
         pick = [have.index(layer) for layer in layers]
-        block = np.asarray(self.dataset[list(rows)][f"cls_{t}"], dtype=np.float32)
+        block = np.asarray(self.dataset[list(rows)][self.cls_column(t)], dtype=np.float32)
         return block[:, pick, :]

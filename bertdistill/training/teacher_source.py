@@ -54,8 +54,9 @@ class StoreTeachers:
                 self.store.require_layers(t, layers)
                 have = self.store.stored_layers(t)
                 # A one-column view: reading a batch of states then skips the other teachers' columns.
-                view = self.store.dataset.select_columns([f"cls_{t}"])
-                self._cls_views[info.name] = (view, f"cls_{t}", layers, [have.index(layer) for layer in layers])
+                column = self.store.cls_column(t)
+                view = self.store.dataset.select_columns([column])
+                self._cls_views[info.name] = (view, column, layers, [have.index(layer) for layer in layers])
 
     def fetch(self, rows: np.ndarray) -> dict:
         """CPU tensors for a batch of store rows (joined to the batch by the data side of the loop)."""
