@@ -5,6 +5,7 @@ peak RSS labeling 200k pairs grows < 10% over 20k pairs (WikiQA train repeated).
 
     python benchmarks/bench_label.py                       # both parts
     python benchmarks/bench_label.py --part throughput --rows 320
+    python benchmarks/bench_label.py --part throughput --teachers 3 --backend bf16 --max-length 64 --rows 2000
     python benchmarks/bench_label.py --part memory --memory-model tiny
 
 Throughput uses MiniLM (all-MiniLM-L6-v2 with a fresh 2-label head; the head does not change speed),
@@ -60,29 +61,34 @@ def wikiqa_rows(path: Path, rows: int) -> Path:
     return path
 
 
-def bare_forward(model_dir: Path, data: Path, batch_size: int, max_length: int) -> float:
-    """Seconds for tokenization + forward over length-sorted batches (nothing kept but logits)."""
+def bare_forward(model_dirs: list[Path], data: Path, batch_size: int, max_length: int, bf16: bool = False) -> float:
+    """Seconds for tokenization + forward of every teacher over length-sorted batches (nothing kept but logits)."""
+    import contextlib
+
     import torch
 
     from bertdistill.data.sources import DataSpec, load_task_data
     from bertdistill.data.tokenize import encode_texts, pad_batch, sorted_batches
     from bertdistill.models import load_classifier, load_tokenizer
 
-    model = load_classifier(str(model_dir)).eval()
-    tok = load_tokenizer(str(model_dir))
+    models = [load_classifier(str(d)).eval() for d in model_dirs]
+    tok = load_tokenizer(str(model_dirs[0]))
     task = load_task_data(DataSpec(path=str(data), columns=COLUMNS.split(","), unlabeled=True))
     text_a, text_b = task.column("text_a"), task.column("text_b")
     start = time.perf_counter()
-    enc = encode_texts(tok, text_a, text_b, max_length)
-    lengths = [len(x) for x in enc["input_ids"]]
-    with torch.inference_mode():
-        for idx in sorted_batches(lengths, batch_size):
-            batch = pad_batch([{k: enc[k][i] for k in enc} for i in idx], tok.pad_token_id or 0)
-            model(**batch).logits.numpy()
+    for model in models:  # each teacher tokenizes for itself, as label does
+        enc = encode_texts(tok, text_a, text_b, max_length)
+        lengths = [len(x) for x in enc["input_ids"]]
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), ctx:
+            for idx in sorted_batches(lengths, batch_size):
+                batch = pad_batch([{k: enc[k][i] for k in enc} for i in idx], tok.pad_token_id or 0)
+                model(**batch).logits.float().numpy()
     return time.perf_counter() - start
 
 
-def label_run(model_dir: Path, data: Path, out: Path, batch_size: int, max_length: int) -> tuple[float, float]:
+def label_run(model_dirs: list[Path], data: Path, out: Path, batch_size: int, max_length: int,
+              backend: str = "torch") -> tuple[float, float]:
     """(seconds in the labeling loop, seconds for the whole label() call)."""
     import bertdistill.teachers.label as lab
     from bertdistill.data.sources import DataSpec
@@ -98,7 +104,8 @@ def label_run(model_dir: Path, data: Path, out: Path, batch_size: int, max_lengt
     lab._label_shards = timed
     try:
         start = time.perf_counter()
-        lab.label(lab.LabelConfig(teachers=[str(model_dir)], output=str(out), overwrite=True, quiet=True,
+        lab.label(lab.LabelConfig(teachers=[f"t{i}={d}" for i, d in enumerate(model_dirs)], output=str(out),
+                                  overwrite=True, quiet=True, backend=backend, device="cpu",
                                   data=DataSpec(path=str(data), columns=COLUMNS.split(","), unlabeled=True),
                                   batch_size=batch_size, max_length=max_length, shard_rows=10_000))
         total = time.perf_counter() - start
@@ -111,17 +118,18 @@ def throughput(args, work: Path) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    model = minilm_classifier(work / "minilm-cls")
+    models = [minilm_classifier(work / f"minilm-cls-{i}") for i in range(args.teachers)]
     data = wikiqa_rows(work / f"wikiqa-{args.rows}.tsv", args.rows)
     bare, loop, total = [], [], []
     for rep in range(args.repeats):  # alternate, so load from other processes hits both alike
-        bare.append(bare_forward(model, data, args.batch_size, args.max_length))
-        lp, tt = label_run(model, data, work / "store", args.batch_size, args.max_length)
+        bare.append(bare_forward(models, data, args.batch_size, args.max_length, bf16=args.backend == "bf16"))
+        lp, tt = label_run(models, data, work / "store", args.batch_size, args.max_length, args.backend)
         loop.append(lp)
         total.append(tt)
     b, lp, tt = min(bare), min(loop), min(total)
-    print(f"throughput: MiniLM, {args.rows} WikiQA rows, batch {args.batch_size}, max length {args.max_length}, "
-          f"{args.threads} threads, best of {args.repeats}")
+    print(f"throughput: {args.teachers} MiniLM teacher(s), backend {args.backend}, {args.rows} WikiQA rows, "
+          f"batch {args.batch_size}, max length {args.max_length}, {args.threads} threads, best of {args.repeats}; "
+          "pairs/s = rows labeled by every teacher per second")
     print(f"  bare forward     {args.rows / b:8.1f} ex/s")
     print(f"  label (loop)     {args.rows / lp:8.1f} ex/s  = {100 * b / lp:5.1f}% of bare (target >= 90%)")
     print(f"  label (whole)    {args.rows / tt:8.1f} ex/s  (incl. data load, hashing, model load, meta)")
@@ -161,6 +169,8 @@ def main() -> None:
     parser.add_argument("--part", choices=("throughput", "memory", "both"), default="both")
     parser.add_argument("--rows", type=int, default=320, help="rows for the throughput part")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--teachers", type=int, default=1, help="MiniLM teachers labeled in one run (throughput)")
+    parser.add_argument("--backend", choices=("torch", "bf16"), default="torch", help="throughput part")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
