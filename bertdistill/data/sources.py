@@ -499,8 +499,9 @@ def _check_utf8(path: Path) -> None:
                                 "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
 
 
-def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, fields). Tabs: split verbatim (GLUE files have unbalanced quotes)."""
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) of a UTF-8 text file, without the line end or a leading byte-order mark,
+    skipping blank lines; a byte that is not UTF-8 is a one-line error naming the line."""
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
@@ -511,12 +512,17 @@ def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]
             if lineno == 1:
                 line = line.lstrip("\ufeff")  # MRPC's header starts with a byte-order mark
             line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if delimiter == "\t":
-                yield lineno, line.split("\t")
-            else:
-                yield lineno, next(csv.reader([line], delimiter=delimiter))
+            if line.strip():
+                yield lineno, line
+
+
+def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, fields). Tabs: split verbatim (GLUE files have unbalanced quotes)."""
+    for lineno, line in text_lines(path):
+        if delimiter == "\t":
+            yield lineno, line.split("\t")
+        else:
+            yield lineno, next(csv.reader([line], delimiter=delimiter))
 
 
 def _read_delimited(path: Path, delimiter: str,

@@ -147,36 +147,26 @@ def _iter_lines(source: TextSource, role: str, delimiter: str) -> Iterator[str]:
         if any(int(c) < 1 for c in source.columns):
             raise UserError("field numbers start at 1", source.describe(), "write FILE:1 for the first field")
         fields = [int(c) - 1 for c in source.columns]
-    path = Path(source.path)
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise UserError(f"line {lineno} is not valid UTF-8 (byte {exc.start})", str(path),
-                                "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
-            if lineno == 1:
-                line = line.lstrip("\ufeff")
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if fields is not None:
-                parts = line.split("\t") if delimiter == "\t" else next(csv.reader([line], delimiter=delimiter))
-                if max(fields) >= len(parts):
-                    raise UserError(f"line {lineno} has {len(parts)} fields, field {max(fields) + 1} was asked for",
-                                    source.describe(), "pick an existing field number")
-                for k in fields:
-                    yield parts[k]
-            elif "\t" in line:
-                if role != "exclude":
-                    raise UserError(f"line {lineno} holds tabs: this is a tab-separated file, not one text per line",
-                                    source.describe(),
-                                    "pick a field with FILE:N (e.g. FILE:2), or a column FILE:NAME if it has a header")
-                for part in line.split("\t"):
-                    if not _NUMBER.fullmatch(part.strip()):
-                        yield part
-            else:
-                yield line
+    from bertdistill.data.sources import text_lines
+
+    for lineno, line in text_lines(Path(source.path)):
+        if fields is not None:
+            parts = line.split("\t") if delimiter == "\t" else next(csv.reader([line], delimiter=delimiter))
+            if max(fields) >= len(parts):
+                raise UserError(f"line {lineno} has {len(parts)} fields, field {max(fields) + 1} was asked for",
+                                source.describe(), "pick an existing field number")
+            for k in fields:
+                yield parts[k]
+        elif "\t" in line:
+            if role != "exclude":
+                raise UserError(f"line {lineno} holds tabs: this is a tab-separated file, not one text per line",
+                                source.describe(),
+                                "pick a field with FILE:N (e.g. FILE:2), or a column FILE:NAME if it has a header")
+            for part in line.split("\t"):
+                if not _NUMBER.fullmatch(part.strip()):
+                    yield part
+        else:
+            yield line
 
 
 def _iter_columns(source: TextSource, role: str) -> Iterator[str]:

@@ -251,71 +251,74 @@ class PatientCls(LossTerm):
         return torch.stack(parts).mean()
 
 
-def _matched_layers(ctx: TermContext, teacher: TeacherInfo, embeddings: bool) -> list[tuple[int, int]]:
-    return layer_pairs(teacher.num_layers, ctx.student_layers, ctx.layer_match, embeddings=embeddings)
+class _MatchedLayers(LossTerm):
+    """A loss on one kind of per-layer state (``feature``: hidden or attentions), averaged over the matched
+    (student layer, teacher layer) pairs of ``--match-layers`` and over the teachers (their weights)."""
 
-
-@register
-class HiddenStates(LossTerm):
-    name = "hidden_mse"
-    formula = "Σ_k w_k mean_l MSE(W h_s,l, h_t,m(l)) over all real tokens, embeddings included (TinyBERT)"
     online_only = True
+    feature: ClassVar[str] = "hidden"
+    """The ``Features`` / ``FeatureRequest`` field the term compares."""
+    embeddings: ClassVar[bool] = False
+    """Also match the embeddings (layer 0)."""
 
     def __init__(self, weight, ctx):
         super().__init__(weight, ctx)
-        self.pairs = {t.name: _matched_layers(ctx, t, embeddings=True) for t in ctx.teachers}
-        self.projections = _projections(ctx, True, f"--term {self.name}")
+        self.pairs = {t.name: layer_pairs(t.num_layers, ctx.student_layers, ctx.layer_match, self.embeddings)
+                      for t in ctx.teachers}
 
     def student_request(self):
-        return FeatureRequest(hidden=frozenset(s for pairs in self.pairs.values() for s, _ in pairs))
+        return FeatureRequest(**{self.feature: frozenset(s for pairs in self.pairs.values() for s, _ in pairs)})
 
     def teacher_request(self, teacher):
-        return FeatureRequest(hidden=frozenset(tl for _, tl in self.pairs[teacher.name]))
+        return FeatureRequest(**{self.feature: frozenset(tl for _, tl in self.pairs[teacher.name])})
 
     def describe(self):
         return {**super().describe(), "pairs": self.pairs}
 
+    def layer_loss(self, student_state: torch.Tensor, teacher_state: torch.Tensor, mask, teacher: TeacherInfo):
+        raise NotImplementedError
+
     def forward(self, student, teachers, batch):
+        mine = getattr(student, self.feature)
         per_teacher = []
         for t in self.ctx.teachers:
-            layers = [losses.hidden_mse(_project(self.projections, student.hidden[sl], t),
-                                        teachers[t.name].hidden[tl], student.mask)
-                      for sl, tl in self.pairs[t.name]]
-            per_teacher.append(torch.stack(layers).mean())
+            theirs = getattr(teachers[t.name], self.feature)
+            per_teacher.append(torch.stack([self.layer_loss(mine[sl], theirs[tl], student.mask, t)
+                                            for sl, tl in self.pairs[t.name]]).mean())
         return _teacher_mean(per_teacher, self.ctx)
 
 
 @register
-class AttentionMaps(LossTerm):
-    name = "attention_mse"
-    formula = "Σ_k w_k mean_l MSE(A_s,l, A_t,m(l)) over real token pairs and heads (TinyBERT)"
-    online_only = True
+class HiddenStates(_MatchedLayers):
+    name = "hidden_mse"
+    formula = "Σ_k w_k mean_l MSE(W h_s,l, h_t,m(l)) over all real tokens, embeddings included (TinyBERT)"
+    feature = "hidden"
+    embeddings = True
 
     def __init__(self, weight, ctx):
         super().__init__(weight, ctx)
+        self.projections = _projections(ctx, True, f"--term {self.name}")
+
+    def layer_loss(self, student_state, teacher_state, mask, teacher):
+        return losses.hidden_mse(_project(self.projections, student_state, teacher), teacher_state, mask)
+
+
+@register
+class AttentionMaps(_MatchedLayers):
+    name = "attention_mse"
+    formula = "Σ_k w_k mean_l MSE(A_s,l, A_t,m(l)) over real token pairs and heads (TinyBERT)"
+    feature = "attentions"
+
+    def __init__(self, weight, ctx):
         for t in ctx.teachers:
             if t.num_heads != ctx.student_heads:
                 raise UserError(f"attention maps need equal head counts: student {ctx.student_heads}, teacher "
                                 f"{t.name!r} {t.num_heads}", f"--term {self.name}",
                                 "use the MiniLM terms (minilm_attention, minilm_value), which work across head counts")
-        self.pairs = {t.name: _matched_layers(ctx, t, embeddings=False) for t in ctx.teachers}
+        super().__init__(weight, ctx)
 
-    def student_request(self):
-        return FeatureRequest(attentions=frozenset(s for pairs in self.pairs.values() for s, _ in pairs))
-
-    def teacher_request(self, teacher):
-        return FeatureRequest(attentions=frozenset(tl for _, tl in self.pairs[teacher.name]))
-
-    def describe(self):
-        return {**super().describe(), "pairs": self.pairs}
-
-    def forward(self, student, teachers, batch):
-        per_teacher = []
-        for t in self.ctx.teachers:
-            layers = [losses.attention_mse(student.attentions[sl], teachers[t.name].attentions[tl], student.mask)
-                      for sl, tl in self.pairs[t.name]]
-            per_teacher.append(torch.stack(layers).mean())
-        return _teacher_mean(per_teacher, self.ctx)
+    def layer_loss(self, student_state, teacher_state, mask, teacher):
+        return losses.attention_mse(student_state, teacher_state, mask)
 
 
 class _LastLayerRelation(LossTerm):
