@@ -153,3 +153,20 @@ def test_dev_split_keeps_whole_queries():
     assert not {groups[i] for i in dev} & {groups[i] for i in train}
     again_train, again_dev = dev_split(400, 0.1, seed=0, groups=groups)
     assert list(again_dev) == list(dev)
+
+
+def test_the_dev_split_does_not_follow_the_training_seed(tmp_path):
+    """A teacher and its students trained with different seeds hold out the same dev rows."""
+    import json
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=220, seed=3)
+    kept = []
+    for seed in (1, 2):
+        out = tmp_path / f"s{seed}"
+        result = run_cli("finetune", "--data", train, "--model", model, "--max-steps", "1", "--seed", seed,
+                         "--batch-size", "16", "--max-length", "32", "--output", out)
+        assert result.code == 0, result.err
+        record = json.loads((out / "training_record.json").read_text())
+        kept.append(record["data"]["eval"])
+    assert kept[0] == kept[1] and kept[0]["held_out_rows"] == 22 and kept[0]["seed"] == 0

@@ -280,7 +280,7 @@ def _held_out(encoded, data, fraction: float, seed: int, label_names, teachers, 
 
     ``dev``: a labeled dev split (whole queries, at most 2,000 rows); else a stage-1 share of the corpus.
     """
-    from bertdistill.training.guards import dev_split
+    from bertdistill.training.guards import DEV_SPLIT_SEED, dev_split
     from bertdistill.training.loop import EvalSet, TrainSet
     from bertdistill.training.pretrain import split_rows
 
@@ -288,6 +288,10 @@ def _held_out(encoded, data, fraction: float, seed: int, label_names, teachers, 
     if not 0 < fraction < 1:
         raise UserError(f"held-out fraction {fraction} must be in [0, 1)", "--dev-fraction", "use e.g. 0.1")
     if dev:
+        # The same rows for every run on this data, whatever its --seed: a teacher and its students
+        # trained with the defaults then share one dev split, and the teacher never trained on the
+        # students' dev rows.
+        seed = DEV_SPLIT_SEED
         train_rows, dev_rows = dev_split(len(encoded), fraction, seed, groups)
     else:
         train_rows, dev_rows = split_rows(len(encoded), fraction, seed)
