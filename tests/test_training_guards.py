@@ -170,3 +170,20 @@ def test_the_dev_split_does_not_follow_the_training_seed(tmp_path):
         record = json.loads((out / "training_record.json").read_text())
         kept.append(record["data"]["eval"])
     assert kept[0] == kept[1] and kept[0]["held_out_rows"] == 22 and kept[0]["seed"] == 0
+
+
+def test_ranking_students_are_judged_by_ranking_not_by_the_majority_class():
+    import numpy as np
+
+    from bertdistill.training.guards import GuardConfig, check_student, majority_baseline
+
+    groups = [f"q{i // 5}" for i in range(100)]
+    labels = np.array([1 if i % 5 == 0 else 0 for i in range(100)])
+    baseline = majority_baseline("ranking", ["0", "1"], labels, groups)
+    assert 0.3 < baseline["map"] < 0.6  # one relevant of 5 in random order: E[AP] = mean(1/rank) ≈ 0.457
+    good = {"map": 0.9, "mrr": 0.9, "accuracy": 0.8, "predicted_class_share": 1.0}
+    assert check_student(good, "map", baseline, {}, GuardConfig(), distilled=False, kind="ranking") == []
+    lost = {**good, "map": 0.3}
+    assert check_student(lost, "map", baseline, {}, GuardConfig(), distilled=False, kind="ranking") == [
+        f"dev map 0.3000 is below a random order ({baseline['map']:.4f})"]
+    assert "collapsed" in check_student(good, "accuracy", {"accuracy": 0.8}, {}, GuardConfig(), distilled=False)[0]

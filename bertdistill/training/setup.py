@@ -133,7 +133,9 @@ def print_summary(result, title: str) -> None:
                                "predicted_class_share") if k in report["student"]]
         rows = [{"model": f"student (step {report['student']['step']})",
                  **{k: report["student"][k] for k in metrics}},
-                {"model": "majority class", **{k: report["majority_baseline"].get(k, "") for k in metrics}}]
+                {"model": "majority class" + (" (MAP/MRR: random order)" if "map" in report["majority_baseline"]
+                                              else ""),
+                 **{k: report["majority_baseline"].get(k, "") for k in metrics}}]
         rows += [{"model": f"teacher {name}", **{k: m.get(k, "") for k in metrics}}
                  for name, m in report["teachers"].items()]
         print_table(rows, ["model", *metrics], title=f"{title}: the kept model on the {report['set']} set "
@@ -324,4 +326,5 @@ def _check_student(result, eval_set, teachers, guards, main: str | None) -> list
                                       teachers.names, eval_set.groups)
     result.dev_report = {"set": eval_set.name, "rows": len(eval_set.labels), "student": kept,
                          "majority_baseline": baseline, "teachers": per_teacher}
-    return check_student(kept, main, baseline, per_teacher, guards, distilled=teachers is not None)
+    return check_student(kept, main, baseline, per_teacher, guards, distilled=teachers is not None,
+                         kind=eval_set.kind)
