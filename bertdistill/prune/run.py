@@ -44,15 +44,10 @@ class PruneResult:
 
 def parse_layer_selection(text: str) -> str | list[int]:
     """first, skip, importance, or explicit 1-based layers "i,j,k"."""
-    text = (text or "first").strip().lower()
-    if text in LAYER_SELECTIONS:
-        return text
-    try:
-        layers = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise UserError(f"layer map {text!r} is not first, skip, importance or a list like 1,3,5", "--layer-map",
-                        "use --layer-map first, skip, importance or 1-based layers such as 2,4,6") from None
-    if len(set(layers)) != len(layers):
+    from bertdistill.student.build import parse_layer_map
+
+    layers = parse_layer_map((text or "first").strip().lower(), named=LAYER_SELECTIONS)
+    if isinstance(layers, list) and len(set(layers)) != len(layers):
         raise UserError("a layer is listed twice", "--layer-map", "list each layer once")
     return layers
 

@@ -15,15 +15,16 @@ from bertdistill.student.config import HEADS, LAYER_MAPS, StudentConfig
 _LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)\.(.*)$")
 
 
-def parse_layer_map(text: str) -> str | list[int]:
-    """first, skip, or explicit 1-based layers "1,3,5"."""
-    if text in LAYER_MAPS:
+def parse_layer_map(text: str, named: Sequence[str] = LAYER_MAPS) -> str | list[int]:
+    """One of the ``named`` maps (first, skip, ...), or explicit 1-based layers "1,3,5"."""
+    if text in named:
         return text
     try:
         layers = [int(x) for x in text.split(",")]
     except ValueError:
-        raise UserError(f"layer map {text!r} is not first, skip or a list like 1,3,5", "--layer-map",
-                        "use --layer-map first, skip or 1-based layers such as 2,4,6") from None
+        names = ", ".join(named)
+        raise UserError(f"layer map {text!r} is not {names} or a list like 1,3,5", "--layer-map",
+                        f"use --layer-map {names} or 1-based layers such as 2,4,6") from None
     return layers
 
 

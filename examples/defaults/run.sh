@@ -9,21 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
+source examples/defaults/tasks.sh
 GLUE=${GLUE:-../shared/datasets/glue}
 WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
 OUT=${OUT:-runs/defaults}
 ROWS=${ROWS:-1000}
 SEEDS=${SEEDS:-1}
 TASKS=${TASKS:-"rte mrpc sst2 wikiqa"}
-
-train_args() {  # the training data of a task, first $ROWS rows
-  case $1 in
-    rte) echo "--data $GLUE/RTE/train.tsv --limit $ROWS" ;;
-    mrpc) echo "--data $GLUE/MRPC/train.tsv --limit $ROWS" ;;
-    sst2) echo "--data $GLUE/SST-2/train.tsv --limit $ROWS" ;;
-    wikiqa) echo "--data $WIKIQA/WikiQA-train.txt --columns query,passage,label --task ranking --limit $ROWS" ;;
-  esac
-}
 
 for task in $TASKS; do
   T=$OUT/$task

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
+source examples/defaults/tasks.sh
 GLUE=${GLUE:-../shared/datasets/glue}
 WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
 OUT=${OUT:-runs/defaults}
@@ -14,13 +15,7 @@ TASKS=${TASKS:-"sst2 mrpc"}
 LRS=${LRS:-"1e-4 3e-4"}
 EPOCHS=${EPOCHS:-"3 10"}
 for task in $TASKS; do
-  case $task in
-    rte) TRAIN=(--data "$GLUE/RTE/train.tsv") ;;
-    mrpc) TRAIN=(--data "$GLUE/MRPC/train.tsv") ;;
-    sst2) TRAIN=(--data "$GLUE/SST-2/train.tsv") ;;
-    wikiqa) TRAIN=(--data "$WIKIQA/WikiQA-train.txt" --columns query,passage,label --task ranking) ;;
-  esac
-  TRAIN+=(--limit "$ROWS")
+  read -r -a TRAIN <<< "$(train_args "$task")"
   S=$OUT/sweep/$task
   for lr in $LRS; do for ep in $EPOCHS; do
     step "$S/finetune-lr$lr-ep$ep" "$task: fine-tuned only, lr $lr, $ep epochs" \
