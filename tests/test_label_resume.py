@@ -79,7 +79,8 @@ def test_killed_run_resumes_to_clean_result(tmp_path):
 
 def test_ctrl_c_says_how_to_continue(tmp_path):
     teacher = make_tiny_bert(tmp_path / "teacher", layers=2, seed=4)
-    data = write_toy_pairs(tmp_path / "pairs.tsv", n=1200, seed=5)
+    # Many shards, so that a loaded machine cannot finish the run between two polls.
+    data = write_toy_pairs(tmp_path / "pairs.tsv", n=8000, seed=5)
     out = tmp_path / "store"
     first_shard = partial_dir(out) / "shards" / "shard-00000"
     proc = subprocess.Popen(label_cmd(teacher, data, out), env={**os.environ, "HF_HUB_OFFLINE": "1"},

@@ -139,7 +139,9 @@ def test_a_collapsed_student_warns_and_fails_with_strict(tmp_path):
     strict = run_cli(*args, "--strict", "--output", tmp_path / "strict")
     last = strict.err.strip().splitlines()[-1]  # after the training output: one error line, no traceback
     assert strict.code == 2 and "Traceback" not in strict.err
-    assert last.startswith("error: ") and "failed 1 check(s)" in last and "collapsed" in last and "--strict" in last
+    # Collapsed, and (its logits barely moved from their tiny random start) its scores barely vary.
+    assert "warning: the student's scores barely vary across dev rows" in result.err
+    assert last.startswith("error: ") and "failed 2 check(s)" in last and "collapsed" in last and "--strict" in last
     no_eval = run_cli(*args, "--no-eval", "--output", tmp_path / "all")
     assert no_eval.code == 0 and "warning" not in no_eval.err and "dev split" not in no_eval.err
 
@@ -187,3 +189,30 @@ def test_ranking_students_are_judged_by_ranking_not_by_the_majority_class():
     assert check_student(lost, "map", baseline, {}, GuardConfig(), distilled=False, kind="ranking") == [
         f"dev map 0.3000 is below a random order ({baseline['map']:.4f})"]
     assert "collapsed" in check_student(good, "accuracy", {"accuracy": 0.8}, {}, GuardConfig(), distilled=False)[0]
+
+
+def test_score_spread_is_the_std_of_what_orders_rows():
+    import numpy as np
+
+    from bertdistill.training.guards import score_spread
+
+    two = np.array([[0.0, 1.0], [0.0, 3.0], [1.0, 0.0]])  # scores z1 − z0: 1, 3, −1 → std sqrt(8/3)
+    assert score_spread(two, ["0", "1"]) == pytest.approx((8 / 3) ** 0.5)
+    assert score_spread(np.array([[2.0], [4.0]]), ["0", "1"]) == pytest.approx(1.0)
+    three = np.array([[1.0, 0.0, -1.0], [-1.0, 0.0, 1.0]])  # centered logits: std per class 1, 0, 1 → mean 2/3
+    assert score_spread(three, ["a", "b", "c"]) == pytest.approx(2 / 3)
+
+
+def test_scores_that_barely_vary_warn():
+    from bertdistill.training.guards import GuardConfig, check_student
+
+    def warnings(spread, teacher_spread):
+        metrics = {"accuracy": 0.9, "score_spread": spread}
+        if teacher_spread is not None:
+            metrics["teacher_score_spread"] = teacher_spread
+        return [w for w in check_student(metrics, "accuracy", {"accuracy": 0.5}, {}, GuardConfig(), distilled=False)
+                if "barely vary" in w]
+
+    assert warnings(0.003, 0.6) and "teachers 0.6" in warnings(0.003, 0.6)[0]  # the narrow PKD students measured
+    assert not warnings(0.5, 0.6)
+    assert warnings(0.001, None) and not warnings(0.2, None)

@@ -85,12 +85,16 @@ MatchLayers = Annotated[str, typer.Option(
 RelationHeads = Annotated[Optional[int], typer.Option(
     "--relation-heads", help="Relation heads of the MiniLM terms (default: the student's attention heads).",
     rich_help_panel=DISTILL)]
-Epochs = Annotated[float, typer.Option("--epochs", help="Passes over the training data.", rich_help_panel=TRAIN)]
+Epochs = Annotated[Optional[float], typer.Option(
+    "--epochs", help="Passes over the training data (finetune default: 3, more on small data to reach 300 updates, "
+    "at most 20).", rich_help_panel=TRAIN)]
 MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer updates (overrides --epochs).",
                                                 rich_help_panel=TRAIN)]
 GradAccum = Annotated[int, typer.Option("--grad-accum", help="Micro-batches per optimizer update.",
                                         rich_help_panel=TRAIN)]
-Lr = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).", rich_help_panel=TRAIN)]
+Lr = Annotated[Optional[float], typer.Option(
+    "--lr", help="Peak learning rate (AdamW); finetune default: 1e-4 for a student (fewer layers than its source, "
+    "random init, or with teachers), 5e-5 for a whole model.", rich_help_panel=TRAIN)]
 Warmup = Annotated[float, typer.Option("--warmup-ratio", help="Share of updates with linear warm-up.",
                                        rich_help_panel=TRAIN)]
 WeightDecay = Annotated[float, typer.Option("--weight-decay", rich_help_panel=TRAIN)]
@@ -234,8 +238,8 @@ def command(
     temperature: Temperature = 2.0, kd_loss: KdLoss = "kl", pkd: Pkd = "none", pkd_beta: PkdBeta = 10.0,
     pkd_projection: PkdProjection = True, teacher: TeacherModels = None, term: Terms = None,
     match_layers: MatchLayers = "skip", relation_heads: RelationHeads = None,
-    epochs: Epochs = 3.0, max_steps: MaxSteps = None, batch_size: c.BatchSize = 32, grad_accum: GradAccum = 1,
-    lr: Lr = 5e-5, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
+    epochs: Epochs = None, max_steps: MaxSteps = None, batch_size: c.BatchSize = 32, grad_accum: GradAccum = 1,
+    lr: Lr = None, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = None, eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
     report_to: ReportTo = "none", log_every: LogEvery = None,

@@ -31,7 +31,7 @@ from bertdistill.io import atomic_dir, check_writable_parent, is_complete, outpu
 from bertdistill.io import read_json  # noqa: F401  (with STATE_FILE: how callers read a checkpoint's state)
 from bertdistill.training.checkpoints import (CHECKPOINTS, STATE_FILE, BestTracker,  # noqa: F401
                                               CheckpointManager, latest_checkpoint)
-from bertdistill.training.config import TrainConfig
+from bertdistill.training.config import DEFAULT_EPOCHS, MIN_DEFAULT_UPDATES, TrainConfig, default_updates
 from bertdistill.training.objective import DistillationModule
 
 
@@ -213,7 +213,12 @@ def evaluate(accelerator, module, eval_set: EvalSet, batch_size: int) -> dict:
     for idx, lg in results:
         all_logits[:, idx] = lg
     mean_logits = all_logits.mean(0)
-    metrics: dict = {}
+    from bertdistill.training.guards import score_spread
+
+    metrics: dict = {"score_spread": score_spread(mean_logits, eval_set.label_names)}
+    if eval_set.teacher_logits is not None:
+        metrics["teacher_score_spread"] = float(np.mean([score_spread(t, eval_set.label_names)
+                                                         for t in eval_set.teacher_logits]))
     if eval_set.labels is not None:
         metrics.update(compute_metrics(eval_set.kind, eval_set.label_names, eval_set.labels, mean_logits,
                                        eval_set.groups))
@@ -402,7 +407,17 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
         raise UserError(f"{len(run.train_set)} training rows are fewer than the {world} processes", None,
                         "give more training data")
     updates_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
-    total = config.max_steps or max(1, math.ceil(config.epochs * updates_per_epoch))
+    if config.max_steps:
+        total = config.max_steps
+    elif config.epochs is not None:
+        total = max(1, math.ceil(config.epochs * updates_per_epoch))
+    else:
+        total = default_updates(updates_per_epoch)
+        if show_progress and accelerator.is_main_process:
+            from bertdistill.ui import err_console
+
+            err_console.print(f"length: {total} updates ({total / updates_per_epoch:.3g} epochs of {updates_per_epoch}; "
+                          f"the default is {DEFAULT_EPOCHS:g} epochs and at least {MIN_DEFAULT_UPDATES} updates)")
     log_every = config.log_every or max(1, math.ceil(total / HISTORY_POINTS))
     tracking = config.report_to != "none"
     if tracking:

@@ -143,7 +143,7 @@ def print_summary(result, title: str) -> None:
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", soft_wrap=True)
     if result.evaluations:
-        keys = [k for k in result.evaluations[-1] if k not in ("epoch_end", "queries_scored",
+        keys = [k for k in result.evaluations[-1] if k not in ("epoch_end", "queries_scored", "teacher_score_spread",
                                                                "queries_without_positive")]
         print_table(result.evaluations[-8:], keys, title=f"{title}: evaluations")
     best = (f"best {result.best_metric}={result.best_value:.4f} at step {result.best_step}"
@@ -199,6 +199,19 @@ def open_teachers(labels: str | None, teacher_models: list[str] | None, only: li
     return None
 
 
+def default_lr(student_info: dict, distilled: bool) -> tuple[float, str]:
+    """(learning rate, why) when --lr is not given: STUDENT_LR for a student, TEACHER_LR for a whole model."""
+    from bertdistill.training.config import STUDENT_LR, TEACHER_LR
+
+    if student_info.get("random_init"):
+        return STUDENT_LR, "student default (randomly initialized)"
+    if student_info.get("layers", 0) < student_info.get("source_layers", 0):
+        return STUDENT_LR, f"student default ({student_info['layers']} of {student_info['source_layers']} layers)"
+    if distilled:
+        return STUDENT_LR, "student default (trained against teachers)"
+    return TEACHER_LR, "default for a whole model fine-tuned without teachers"
+
+
 def prepare_run(*, config, command: str, teachers, train_data, label_names, labeled: bool, eval_data=None,
                 eval_labels=None, held_out_fraction: float = 0.0, default_best: str | None = None):
     """A ``loop.Run`` for either stage: student with one head per teacher (TMKD) or one, objective, sets, record.
@@ -217,6 +230,8 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     mode = teacher_mode(distill.teacher_mode, names) if teachers is not None else None
     head_names = list(names) if mode == "heads" else ["classifier"]
     student, tokenizer, student_info = build_student(config.student, label_names, head_names, config.train.seed)
+    if config.train.lr is None:
+        config.train.lr, student_info["default_lr"] = default_lr(student_info, teachers is not None)
     check_max_length(tokenizer, student.config, config.train.max_length)
     head = getattr(config.student, "head", "classes")
     positive = 1

@@ -2,7 +2,7 @@
 
 Test files: RTE dev (GLUE's test has no labels), MRPC's labeled MSRP test, SST-2 dev, WikiQA test
 (MAP/MRR over questions with a correct answer). The majority baseline is the test set's most frequent
-class; the warnings are those the student's run stored in training_record.json.
+class (for WikiQA: the MAP of a random order); the warnings are those the student's run stored in training_record.json.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--glue", default="../shared/datasets/glue")
     parser.add_argument("--wikiqa", default="../shared/datasets/wikiqa")
     parser.add_argument("--tasks", nargs="+", default=list(TESTS))
+    parser.add_argument("--backend", default="bf16", help="inference backend of the scoring (torch: fp32)")
     args = parser.parse_args()
     rows = []
     for task in args.tasks:
@@ -39,27 +40,62 @@ def main() -> None:
         labels = np.asarray(data.column("label"))
         groups = data.column("group") if data.has_groups else None
         main = main_metric(data.kind, data.label_names)
-        majority = float(np.bincount(labels).max() / len(labels))
+        from bertdistill.training.guards import majority_baseline
+
+        # The majority class's score; for ranking, MAP of a random order (what a ranker that learned nothing gets).
+        majority = float(majority_baseline(data.kind, data.label_names, labels, groups)[main])
         for model_dir in sorted(p for p in (args.out / task).iterdir() if (p / "config.json").is_file()):
-            scorer = load_scorer(str(model_dir), "torch", threads=2)
+            scorer = load_scorer(str(model_dir), args.backend, threads=2)
             logits = predict_logits(scorer, data, 128, 64)
             metrics = compute_metrics(data.kind, data.label_names, labels, logits, groups)
             record_path = model_dir / "training_record.json"
             record = json.loads(record_path.read_text()) if record_path.is_file() else {}
             summary = record.get("summary", {})
             share = float(np.bincount(logits.argmax(-1), minlength=logits.shape[1]).max() / len(labels))
-            rows.append({"task": task, "model": model_dir.name, main: round(metrics[main], 4),
+            config_path = model_dir / "training_config.json"
+            train_config = json.loads(config_path.read_text()).get("train", {}) if config_path.is_file() else {}
+            rows.append({"task": task, "model": model_dir.name, "main": main, main: round(metrics[main], 4),
+                         "lr": train_config.get("lr"), "updates": summary.get("steps"),
+                         "epochs_done": summary.get("epochs_done"),
                          "accuracy": round(metrics["accuracy"], 4), "majority": round(majority, 4),
                          "one_class_share": round(share, 3), "kept_step": summary.get("best_step"),
                          "warnings": summary.get("warnings", [])})
             print(json.dumps(rows[-1]))
     (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"| task | model | main metric | accuracy | majority | one-class share | kept step | warnings |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(summary_table(rows)) + "\n")
+    print("| task | model | main metric | accuracy | majority | one-class share | lr | updates | kept step | warnings |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         key = "map" if "map" in r else "accuracy"
         print(f"| {r['task']} | {r['model']} | {key} {r[key]:.4f} | {r['accuracy']:.4f} | {r['majority']:.4f} | "
-              f"{r['one_class_share']:.3f} | {r['kept_step']} | {'; '.join(r['warnings']) or '-'} |")
+              f"{r['one_class_share']:.3f} | {r['lr']} | {r['updates']} | {r['kept_step']} | {'; '.join(r['warnings']) or '-'} |")
+
+
+def summary_table(rows: list[dict]) -> list[str]:
+    """One line per task: majority, teacher, fine-tuned-only and distilled students (mean ± std over seeds)."""
+    import statistics
+
+    def cell(values):
+        if not values:
+            return "–"
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.4f} ± {sd:.4f} (n={len(values)})"
+
+    lines = ["| task | metric | majority | teacher | fine-tuned only | distilled | distilled ≥ fine-tuned | "
+             "distilled > majority |", "|---|---|---:|---:|---:|---:|---|---|"]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        task_rows = [r for r in rows if r["task"] == task]
+        main = task_rows[0]["main"]
+        teacher = [r[main] for r in task_rows if r["model"] == "teacher"]
+        ft = [r[main] for r in task_rows if r["model"].startswith("finetune-")]
+        kd = [r[main] for r in task_rows if r["model"].startswith("kd-")]
+        majority = task_rows[0]["majority"]  # for ranking: MAP of a random order
+        mean = statistics.mean
+        lines.append(f"| {task} | {main} | {'–' if majority is None else f'{majority:.4f}'} | "
+                     f"{teacher[0]:.4f} | {cell(ft)} | {cell(kd)} | "
+                     f"{'yes' if ft and kd and mean(kd) >= mean(ft) else 'no'} | "
+                     f"{'–' if majority is None else ('yes' if kd and mean(kd) > majority else 'no')} |")
+    return lines
 
 
 if __name__ == "__main__":

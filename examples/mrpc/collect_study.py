@@ -1,0 +1,78 @@
+"""Turn the MRPC prune study (examples/mrpc/study.sh) into its RESULTS tables: quality of the pruned,
+random-init and first-3-layer students (mean ± std over seeds), params, FLOPs and speed from one bench run,
+and issue 14's targets checked against what came out.
+
+    python examples/mrpc/collect_study.py --out runs/mrpc-study > runs/mrpc-study/STUDY.generated.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+STUDENTS = {"a-pruned": ("(a) pruned from t1: 3L / 256 / 8 heads / FFN 1024", "pruned"),
+            "b-random": ("(b) same shape, random init", "pruned"),
+            "c-first3": ("(c) first 3 layers of t1, full width (384)", "first3")}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    quality = json.loads((args.out / "bench-quality.json").read_text())
+    speed_path = args.out / "bench-speed.json"
+    speed = json.loads(speed_path.read_text()) if speed_path.exists() else None
+    shape = {m["name"]: m for m in speed["models"]} if speed else {}
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for m in quality["models"]:
+        match = re.match(r"^(.*)-s(\d+)$", m["name"])
+        if match:
+            for k in ("accuracy", "f1"):
+                values[match.group(1)][k].append(m["metrics"][k])
+    lines = [f"Test set: {quality['data']['source']} ({quality['data']['rows']} pairs), bf16 inference; "
+             "mean ± std over seeds.", "", "| model | n | accuracy | F1 | params | GFLOPs/ex |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for m in quality["models"]:
+        if m["name"].startswith("teacher"):
+            lines.append(f"| {m['name']} (MiniLM-L6) | 1 | {m['metrics']['accuracy']:.4f} | {m['metrics']['f1']:.4f} | "
+                         f"{m['params'] / 1e6:.1f}M | {m.get('flops_per_example', 0) / 1e9:.3f} |")
+    acc = {}
+    for key, (title, speed_name) in STUDENTS.items():
+        if key not in values:
+            continue
+        a, f = mean_std(values[key]["accuracy"]), mean_std(values[key]["f1"])
+        acc[key] = values[key]["accuracy"]
+        model = shape.get(speed_name)
+        params = f"{model['params'] / 1e6:.1f}M" if model else "–"
+        flops = f"{model['flops_per_example'] / 1e9:.3f}" if model else "–"
+        lines.append(f"| {title} | {len(values[key]['accuracy'])} | {a[0]:.4f} ± {a[1]:.4f} | {f[0]:.4f} ± {f[1]:.4f} "
+                     f"| {params} | {flops} |")
+    if {"a-pruned", "b-random", "c-first3"} <= acc.keys():
+        a, b, c = (statistics.mean(acc[k]) * 100 for k in ("a-pruned", "b-random", "c-first3"))
+        lines += ["", f"- (a) − (b): {a - b:+.2f} accuracy points (target ≥ +5): {'met' if a - b >= 5 else 'missed'}.",
+                  f"- (a) − (c): {a - c:+.2f} points (target: within 1): {'met' if abs(a - c) <= 1 or a > c else 'missed'}."]
+    if speed:
+        teacher = shape["teacher"]
+        fastest = max((m for m in speed["models"] if m["name"].startswith("teacher")),
+                      key=lambda m: m["throughput_ex_s"]["32"])
+        lines += ["", f"Speed, one bench run ({speed['machine']['cpu']}, {speed['settings']['threads']} threads, "
+                  f"max length {speed['settings']['max_length']}, real lengths):", "",
+                  "| model | backend | ex/s (b32) | × teacher fp32 | × teacher's fastest | p50 ms (b1) |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for m in speed["models"]:
+            t32 = m["throughput_ex_s"]["32"]
+            lines.append(f"| {m['name']} | {m['backend']} | {t32:.0f} | {t32 / teacher['throughput_ex_s']['32']:.2f}× | "
+                         f"{t32 / fastest['throughput_ex_s']['32']:.2f}× | {m['latency_ms']['p50']:.1f} |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# MRPC part of issue 14's study: the same stage-2 distillation (2-teacher KD + PKD-skip) on three students
+# of about the same budget: (a) pruned from teacher t1 to 3 layers / width 256 / 8 heads / FFN 1024,
+# (b) that shape randomly initialized, (c) the first 3 layers of t1 at full width. Every step skips when
+# its output is complete.   GLUE=../shared/datasets/glue OUT=runs/mrpc-study bash examples/mrpc/study.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source examples/lib.sh
+GLUE=${GLUE:-../shared/datasets/glue}
+OUT=${OUT:-runs/mrpc-study}
+SEEDS=${SEEDS:-1 2 3}
+MAXLEN=${MAXLEN:-96}                                  # MRPC pairs: longer than WikiQA's
+STUDENT_EPOCHS=${STUDENT_EPOCHS:-3}
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
+TRAIN=(--data "$GLUE/MRPC/train.tsv")
+DEV=(--eval-data "$GLUE/MRPC/dev.tsv")
+TEST=(--data "$GLUE/MRPC/msr_paraphrase_test.txt")    # the labeled MSRP test file
+FAST=(--max-length "$MAXLEN" --mixed-precision bf16)
+
+for t in 1 2; do
+  step "$OUT/teachers/t$t" "teacher t$t" bertdistill finetune "${TRAIN[@]}" "${DEV[@]}" "${FAST[@]}" \
+    --epochs 2 --batch-size 32 --lr 5e-5 --seed "$t" --resume --output "$OUT/teachers/t$t"
+done
+step "$OUT/labels/train" "label train" bertdistill label --teacher "t1=$OUT/teachers/t1" \
+  --teacher "t2=$OUT/teachers/t2" "${TRAIN[@]}" --max-length "$MAXLEN" --backend bf16 --hidden-layers skip \
+  --student-layers 3 --quiet --output "$OUT/labels/train"
+step "$OUT/students/pruned" "prune t1 to 3L/256/8h/1024" bertdistill prune --model "$OUT/teachers/t1" \
+  "${TRAIN[@]}" --limit 2000 --layers 3 --layer-map skip --hidden 256 --heads 8 --ffn 1024 \
+  --max-length "$MAXLEN" --quiet --output "$OUT/students/pruned"
+
+train() {  # train NAME SEED OPTIONS...
+  local name=$1 seed=$2; shift 2
+  step "$OUT/students/$name-s$seed" "$name, seed $seed" bertdistill finetune "${TRAIN[@]}" "${DEV[@]}" \
+    "${FAST[@]}" --epochs "$STUDENT_EPOCHS" --batch-size 32 --lr 1e-4 --seed "$seed" --resume \
+    --labels "$OUT/labels/train" --alpha 0.7 --pkd skip "$@" --output "$OUT/students/$name-s$seed"
+}
+for s in $SEEDS; do
+  train a-pruned "$s" --student-from "$OUT/students/pruned"
+  train b-random "$s" --student-config '{"layers": 3, "width": 256, "heads": 8, "intermediate": 1024}'
+  train c-first3 "$s" --student-from "$OUT/teachers/t1" --student-layers 3
+done
+
+MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16" --model "teacher-t2=$OUT/teachers/t2:bf16")
+for s in $SEEDS; do for v in a-pruned b-random c-first3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+[ -f "$OUT/bench-quality.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+  --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality.json" --markdown "$OUT/bench-quality.md"
+SPEED=()
+for m in teacher=teachers/t1 pruned=students/a-pruned-s1 first3=students/c-first3-s1; do
+  SPEED+=(--model "${m%%=*}=$OUT/${m#*=}" --model "${m%%=*}-bf16=$OUT/${m#*=}:bf16")
+done
+[ -f "$OUT/bench-speed.json" ] || bertdistill bench "${SPEED[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+  --batch-sizes 1,32 --repeats 5 --threads 2 --json "$OUT/bench-speed.json" --markdown "$OUT/bench-speed.md"
+python examples/mrpc/collect_study.py --out "$OUT" > "$OUT/STUDY.generated.md"
+echo "results: $OUT/STUDY.generated.md"

@@ -1,0 +1,150 @@
+"""Turn the WikiQA study's outputs (examples/wikiqa/study.sh) into the RESULTS tables: ranking losses
+(issue 17), pruned against random-init and full-width students (issue 14), stage-1 corpora (issue 15),
+and the speed of each student shape. Every number comes from the run's JSON files.
+
+    python examples/wikiqa/collect_study.py --out runs/wq > runs/wq/STUDY.generated.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+RANKING = {"r-point": "pointwise KD (2-class head, today)", "r-list": "listwise KD (score head)",
+           "r-margin": "Margin-MSE (score head)"}
+PRUNE = {"r-point-pkd": "(a) pruned from t1: 3L / 256 / 8 heads / FFN 1024",
+         "p-random-pkd": "(b) same shape, random init", "p-first3-pkd": "(c) first 3 layers of t1, full width (384)"}
+CORPORA = {"r-point-pkd": ("none (PKD only, stage 2 alone)", None), "c-random": ("random cross-query", "random"),
+           "c-mined": ("BM25-mined", "mined"), "c-mixed": ("mixed (half BM25, half random)", "mixed"),
+           "c-mined-third": ("BM25-mined, ⅓ of the pairs", "mined"),
+           "c-mined-twothirds": ("BM25-mined, ⅔ of the pairs", "mined")}
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
+def load(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def per_variant(quality: dict) -> dict[str, dict[str, list[float]]]:
+    """variant name → metric → values over seeds (models named VARIANT-sSEED)."""
+    out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for m in quality["models"]:
+        match = re.match(r"^(.*)-s(\d+)$", m["name"])
+        if match:
+            for k in ("map", "mrr"):
+                out[match.group(1)][k].append(m["metrics"][k])
+    return out
+
+
+def stage1_corr(out: Path, variant: str) -> list[float]:
+    """teacher_rank_corr of the last held-out evaluation of each seed's stage-1 run."""
+    values = []
+    for record_path in sorted(out.glob(f"students/{variant}-stage1-s*/training_record.json")):
+        evals = [e for e in json.loads(record_path.read_text()).get("evaluations", []) if "teacher_rank_corr" in e]
+        if evals:
+            values.append(evals[-1]["teacher_rank_corr"])
+    return values
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    quality = load(args.out / "bench-quality.json")
+    if quality is None:
+        raise SystemExit(f"no {args.out}/bench-quality.json yet: run examples/wikiqa/study.sh to the end first")
+    variants = per_variant(quality)
+    teachers = {m["name"]: m["metrics"] for m in quality["models"] if m["name"].startswith("teacher")}
+    best_teacher = max(teachers.values(), key=lambda ms: ms["map"])
+    data = quality["data"]
+    lines = [f"Test set: {data['source']} ({data['rows']} pairs); MAP/MRR over the {data['queries_scored']} "
+             f"questions with a correct answer (WikiQA convention). bf16 inference. Mean ± std over seeds "
+             f"(n per row).", "",
+             "| teacher | MAP | MRR |", "|---|---:|---:|"]
+    lines += [f"| {name} | {ms['map']:.4f} | {ms['mrr']:.4f} |" for name, ms in teachers.items()]
+
+    def row(title: str, key: str, extra: list[str] = ()) -> str:
+        vals = variants.get(key, {})
+        n = len(vals.get("map", []))
+        cells = [title, str(n), mean_std(vals.get("map", [])), mean_std(vals.get("mrr", [])), *extra]
+        return "| " + " | ".join(cells) + " |"
+
+    lines += ["", "### Ranking losses (issue 17): the pruned student, 2 teachers, α 0.7", "",
+              "| loss | PKD | n | MAP | MRR |", "|---|---|---:|---:|---:|"]
+    for key, title in RANKING.items():
+        for pkd in ("", "-pkd"):
+            r = row(title, key + pkd)
+            lines.append(r.replace(f"| {title} |", f"| {title} | {'yes' if pkd else 'no'} |", 1))
+
+    speed = load(args.out / "bench-speed.json")
+    shape = {}
+    if speed:
+        for m in speed["models"]:
+            shape[m["name"]] = m
+    lines += ["", "### Pruned vs random-init vs full-width students (issue 14): 2-teacher KD + PKD-skip", "",
+              "| student | n | MAP | MRR | params | GFLOPs/ex |", "|---|---:|---:|---:|---:|---:|"]
+    names = {"r-point-pkd": "pruned", "p-random-pkd": "pruned", "p-first3-pkd": "first3"}
+    for key, title in PRUNE.items():
+        m = shape.get(names[key])
+        extra = [f"{m['params'] / 1e6:.1f}M", f"{m['flops_per_example'] / 1e9:.3f}"] if m else ["–", "–"]
+        lines.append(row(title, key, extra))
+
+    if speed:
+        base = shape.get("teacher")
+        fastest_teacher = max((m for m in speed["models"] if m["name"].startswith("teacher")),
+                              key=lambda m: m["throughput_ex_s"]["32"])
+        lines += ["", f"### Speed: one bench run, {speed['machine']['cpu']}, {speed['settings']['threads']} threads, "
+                  f"batch 32 and 1, max length {speed['settings']['max_length']}, real lengths", "",
+                  "| model | backend | params | GFLOPs/ex | MAP | ex/s (b32) | × teacher fp32 | × teacher same backend "
+                  "| × teacher's fastest | p50 ms (b1) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        by_backend = {m["backend"]: m for m in speed["models"] if m["name"].startswith("teacher")}
+        for m in speed["models"]:
+            t32 = m["throughput_ex_s"]["32"]
+            same = by_backend.get(m["backend"])
+            lines.append(
+                f"| {m['name']} | {m['backend']} | {m['params'] / 1e6:.1f}M | {m['flops_per_example'] / 1e9:.3f} | "
+                f"{m['metrics']['map']:.4f} | {t32:.0f} | {t32 / base['throughput_ex_s']['32']:.2f}× | "
+                f"{(t32 / same['throughput_ex_s']['32']) if same else float('nan'):.2f}× | "
+                f"{t32 / fastest_teacher['throughput_ex_s']['32']:.2f}× | {m['latency_ms']['p50']:.1f} |")
+        lines += ["", f"Teacher's fastest backend here: {fastest_teacher['name']} "
+                  f"({fastest_teacher['throughput_ex_s']['32']:.0f} ex/s at batch 32)."]
+
+    lines += ["", "### Stage-1 corpora (issue 15): stage 1 on the corpus, then r-point-pkd's stage 2", "",
+              "| stage-1 corpus | pairs | n | MAP | MRR | stage-1 teacher_rank_corr | mean entropy | teacher disagreement |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, (title, corpus) in CORPORA.items():
+        if key not in variants:
+            continue
+        pairs, entropy, disagree = "–", "–", "–"
+        if corpus:
+            meta = load(args.out / "corpora" / f"{corpus}.jsonl.meta.json")
+            rows = meta["report"]["total_pairs"] if meta else None
+            if rows and key.endswith("third"):
+                rows = rows // 3 if key == "c-mined-third" else rows * 2 // 3
+            pairs = f"{rows:,}" if rows else "–"
+            stats = load(args.out / "corpora" / f"{corpus}.stats.json")
+            if stats:
+                origins = {o["origin"]: o for o in stats["stats"]["origins"]}
+                total = origins.get("all") or next(iter(origins.values()))
+                entropy = f"{total['mean_entropy']:.3f}"
+                disagree = f"{total['argmax_disagreement']:.3f}"
+        corr = stage1_corr(args.out, key)
+        n = len(variants[key]["map"])
+        lines.append(f"| {title} | {pairs} | {n} | {mean_std(variants[key]['map'])} | {mean_std(variants[key]['mrr'])} "
+                     f"| {mean_std(corr) if corr else '–'} | {entropy} | {disagree} |")
+    lines += ["", f"Best teacher test MAP: {best_teacher['map']:.4f}."]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
