@@ -18,7 +18,7 @@ RANKING = {"r-point": "pointwise KD (2-class head, today)", "r-list": "listwise 
            "r-margin": "Margin-MSE (score head)"}
 PRUNE = {"r-point-pkd": "(a) pruned from t1: 3L / 256 / 8 heads / FFN 1024",
          "p-random-pkd": "(b) same shape, random init", "p-first3-pkd": "(c) first 3 layers of t1, full width (384)"}
-CORPORA = {"r-point-pkd": ("none (PKD only, stage 2 alone)", None), "c-random": ("random cross-query", "random"),
+CORPORA = {"r-point": ("none (stage 2 alone: 2-teacher KD)", None), "c-random": ("random cross-query", "random"),
            "c-mined": ("BM25-mined", "mined"), "c-mixed": ("mixed (half BM25, half random)", "mixed"),
            "c-mined-third": ("BM25-mined, ⅓ of the pairs", "mined"),
            "c-mined-twothirds": ("BM25-mined, ⅔ of the pairs", "mined")}
@@ -119,7 +119,7 @@ def main() -> None:
         lines += ["", f"Teacher's fastest backend here: {fastest_teacher['name']} "
                   f"({fastest_teacher['throughput_ex_s']['32']:.0f} ex/s at batch 32)."]
 
-    lines += ["", "### Stage-1 corpora (issue 15): stage 1 on the corpus, then r-point-pkd's stage 2", "",
+    lines += ["", "### Stage-1 corpora (issue 15): stage 1 on the corpus, then r-point's stage 2", "",
               "| stage-1 corpus | pairs | n | MAP | MRR | stage-1 teacher_rank_corr | mean entropy | teacher disagreement |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for key, (title, corpus) in CORPORA.items():

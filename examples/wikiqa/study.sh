@@ -74,7 +74,8 @@ fi
 # Issue 15: stage-1 corpora of the same size from the same sources (WikiQA train questions and sentences,
 # QNLI questions and sentences, MRPC/SST-2/SNLI sentences as extra passages; WikiQA dev/test excluded):
 # BM25 top-4 per query, 4 random passages per query, and half of each. No original pairs in them
-# (stage 2 has those). Stage 1 then the same stage 2 as r-point-pkd.
+# (stage 2 has those). Stage 1 then the same stage 2 as r-point (2-teacher KD, no PKD: with PKD the
+# narrow students' scores collapse, see RESULTS.md).
 SOURCES=(--queries ../shared/datasets/glue/QNLI/dev.tsv:question --queries ../shared/datasets/glue/QNLI/test.tsv:question
   --passages ../shared/datasets/glue/QNLI/dev.tsv:sentence --passages ../shared/datasets/glue/QNLI/test.tsv:sentence
   --passages "../shared/datasets/glue/MRPC/train.tsv:#1 String,#2 String"
@@ -88,16 +89,16 @@ if want corpus; then
     step "$c" "corpus $name" bertdistill corpus "${TRAIN[@]}" "${SOURCES[@]}" --mine bm25 --top-k 4 \
       --random-ratio "$ratio" --no-include-originals --seed 0 --quiet --output "$c"
     step "$OUT/labels/$name" "label corpus $name" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
-      --max-length "$MAXLEN" --backend bf16 --hidden-layers skip --student-layers 3 --quiet --output "$OUT/labels/$name"
+      --max-length "$MAXLEN" --backend bf16 --quiet --output "$OUT/labels/$name"
     [ -f "$OUT/corpora/$name.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/$name" \
       --json "$OUT/corpora/$name.stats.json" > "$OUT/corpora/$name.stats.txt"
   done
-  stage1() {  # stage1 NAME CORPUS SEED OPTIONS...: stage 1 on a labeled corpus, then r-point-pkd's stage 2
+  stage1() {  # stage1 NAME CORPUS SEED OPTIONS...: stage 1 on a labeled corpus, then r-point's stage 2
     local name=$1 corpus=$2 seed=$3; shift 3
     step "$OUT/students/$name-stage1-s$seed" "$name stage 1, seed $seed" bertdistill pretrain-student \
-      --data "$OUT/corpora/$corpus.jsonl" --labels "$OUT/labels/$corpus" "${PRUNED[@]}" "${PKD[@]}" --epochs 1 \
+      --data "$OUT/corpora/$corpus.jsonl" --labels "$OUT/labels/$corpus" "${PRUNED[@]}" --epochs 1 \
       --batch-size 32 --lr 1e-4 --seed "$seed" "${FAST[@]}" --resume "$@" --output "$OUT/students/$name-stage1-s$seed"
-    train "$name" "$seed" --student-from "$OUT/students/$name-stage1-s$seed" "${PKD[@]}"
+    train "$name" "$seed" --student-from "$OUT/students/$name-stage1-s$seed"
   }
   for s in $SEEDS; do
     stage1 c-mined mined "$s"
