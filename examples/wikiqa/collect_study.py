@@ -63,6 +63,13 @@ def main() -> None:
     quality = load(args.out / "bench-quality.json")
     if quality is None:
         raise SystemExit(f"no {args.out}/bench-quality.json yet: run examples/wikiqa/study.sh to the end first")
+    # Models benched later on the same test set (bench-quality-corpus.json: the stage-1 study's students).
+    for extra_path in sorted(args.out.glob("bench-quality-*.json")):
+        extra = json.loads(extra_path.read_text())
+        if extra["data"]["fingerprint"] != quality["data"]["fingerprint"]:
+            raise SystemExit(f"{extra_path} was benched on other data than bench-quality.json")
+        names = {m["name"] for m in extra["models"]}
+        quality["models"] = [m for m in quality["models"] if m["name"] not in names] + extra["models"]
     variants = per_variant(quality)
     teachers = {m["name"]: m["metrics"] for m in quality["models"] if m["name"].startswith("teacher")}
     best_teacher = max(teachers.values(), key=lambda ms: ms["map"])
@@ -120,12 +127,12 @@ def main() -> None:
                   f"({fastest_teacher['throughput_ex_s']['32']:.0f} ex/s at batch 32)."]
 
     lines += ["", "### Stage-1 corpora (issue 15): stage 1 on the corpus, then r-point's stage 2", "",
-              "| stage-1 corpus | pairs | n | MAP | MRR | stage-1 teacher_rank_corr | mean entropy | teacher disagreement |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| stage-1 corpus | pairs | n | MAP | MRR | stage-1 teacher_rank_corr | mean entropy (bits) | "
+              "teachers' argmax differ | unsure (0.1 < P < 0.9) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, (title, corpus) in CORPORA.items():
         if key not in variants:
             continue
-        pairs, entropy, disagree = "–", "–", "–"
+        pairs, entropy, disagree, unsure = "–", "–", "–", "–"
         if corpus:
             meta = load(args.out / "corpora" / f"{corpus}.jsonl.meta.json")
             rows = meta["report"]["total_pairs"] if meta else None
@@ -137,11 +144,12 @@ def main() -> None:
                 origins = {o["origin"]: o for o in stats["stats"]["origins"]}
                 total = origins.get("all") or next(iter(origins.values()))
                 entropy = f"{total['mean_entropy']:.3f}"
-                disagree = f"{total['argmax_disagreement']:.3f}"
+                disagree = f"{total['argmax_disagreement']:.4f}"
+                unsure = f"{total['uncertain']:.4f}"
         corr = stage1_corr(args.out, key)
         n = len(variants[key]["map"])
         lines.append(f"| {title} | {pairs} | {n} | {mean_std(variants[key]['map'])} | {mean_std(variants[key]['mrr'])} "
-                     f"| {mean_std(corr) if corr else '–'} | {entropy} | {disagree} |")
+                     f"| {mean_std(corr) if corr else '–'} | {entropy} | {disagree} | {unsure} |")
     lines += ["", f"Best teacher test MAP: {best_teacher['map']:.4f}."]
     print("\n".join(lines))
 

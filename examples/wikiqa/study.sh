@@ -110,6 +110,13 @@ if want corpus; then
   rows=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['report']['total_pairs'])" "$OUT/corpora/mined.jsonl.meta.json")
   stage1 c-mined-third mined 1 --max-steps $((rows / 3 / 32))
   stage1 c-mined-twothirds mined 1 --max-steps $((rows * 2 / 3 / 32))
+  # Test-set quality of the stage-1 study's students (merged with bench-quality.json by collect_study.py).
+  CORPUS_MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16")
+  for d in "$OUT"/students/c-*-s[0-9]; do
+    [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) CORPUS_MODELS+=(--model "$(basename "$d")=$d:bf16");; esac
+  done
+  [ -f "$OUT/bench-quality-corpus.json" ] || bertdistill bench "${CORPUS_MODELS[@]}" "${TEST[@]}" \
+    --max-length "$MAXLEN" --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-corpus.json"
 fi
 want ranking || want prune || want corpus && exit 0
 
