@@ -416,8 +416,9 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
         if show_progress and accelerator.is_main_process:
             from bertdistill.ui import err_console
 
-            err_console.print(f"length: {total} updates ({total / updates_per_epoch:.3g} epochs of {updates_per_epoch}; "
-                          f"the default is {DEFAULT_EPOCHS:g} epochs and at least {MIN_DEFAULT_UPDATES} updates)")
+            err_console.print(f"length: {total} updates ({total / updates_per_epoch:.3g} epochs of "
+                              f"{updates_per_epoch}; the default is {DEFAULT_EPOCHS:g} epochs and at least "
+                              f"{MIN_DEFAULT_UPDATES} updates)")
     log_every = config.log_every or max(1, math.ceil(total / HISTORY_POINTS))
     tracking = config.report_to != "none"
     if tracking:
