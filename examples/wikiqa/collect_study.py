@@ -136,8 +136,10 @@ def main() -> None:
         if corpus:
             meta = load(args.out / "corpora" / f"{corpus}.jsonl.meta.json")
             rows = meta["report"]["total_pairs"] if meta else None
-            if rows and key.endswith("third"):
-                rows = rows // 3 if key == "c-mined-third" else rows * 2 // 3
+            if rows and key == "c-mined-third":
+                rows = rows // 3
+            elif rows and key == "c-mined-twothirds":
+                rows = rows * 2 // 3
             pairs = f"{rows:,}" if rows else "–"
             stats = load(args.out / "corpora" / f"{corpus}.stats.json")
             if stats:
