@@ -11,8 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
 source examples/defaults/tasks.sh
-GLUE=${GLUE:-../shared/datasets/glue}
-WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
 OUT=${OUT:-runs/defaults2}
 ROWS=${ROWS:-2000}
 SEEDS=${SEEDS:-1}

@@ -7,8 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
 source examples/defaults/tasks.sh
-GLUE=${GLUE:-../shared/datasets/glue}
-WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
 OUT=${OUT:-runs/defaults}
 ROWS=${ROWS:-1000}
 TASKS=${TASKS:-"sst2 mrpc"}

@@ -1,4 +1,7 @@
-# The shared tasks of examples/defaults (sourced by run.sh and sweep.sh): GLUE, WIKIQA and ROWS set by the caller.
+# The shared tasks of examples/defaults (sourced by run.sh and sweep.sh): the data folders (GLUE, WIKIQA;
+# override from the environment) and train_args; ROWS is set by the caller.
+GLUE=${GLUE:-../shared/datasets/glue}
+WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
 train_args() {  # the training data of a task, first $ROWS rows
   case $1 in
     rte) echo "--data $GLUE/RTE/train.tsv --limit $ROWS" ;;
