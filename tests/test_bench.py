@@ -11,8 +11,8 @@ import pytest
 from cli_helpers import assert_user_error, run_cli
 from conftest import SHARED, make_tiny_bert, requires_minilm, requires_shared, write_toy_pairs
 
-from bertdistill.bench import (BenchConfig, parse_model_spec, require_matplotlib, result_from_dict, run_bench,
-                               time_interleaved, to_markdown, write_outputs)
+from bertdistill.bench import (BenchConfig, ModelResult, parse_model_spec, require_matplotlib, result_from_dict,
+                               run_bench, time_interleaved, to_markdown, write_outputs)
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
 
@@ -166,11 +166,12 @@ EXPECTED_MODEL_TYPES = {
     "name": str, "path": str, "backend": str, "label_names": list, "params": int, "size_bytes": int,
     "metrics": dict, "latency_ms": dict, "throughput_ex_s": dict, "padded_len_mean": dict,
     "speedup_vs_baseline": float, "latency_speedup_vs_baseline": float, "retention_vs_baseline": float,
-    "is_baseline": bool, "flops_per_example": float,
+    "is_baseline": bool, "flops_per_example": float, "source_weights_sha256": str,
 }
 EXPECTED_TOP_TYPES = {
     "schema": str, "schema_version": int, "created": str, "machine": dict, "settings": dict, "data": dict,
     "main_metric": str, "metric_names": list, "baseline": str, "models": list, "notes": list, "config": dict,
+    "fastest": list,
 }
 
 
@@ -201,13 +202,60 @@ def test_json_schema_is_stable(bench_result, tmp_path):
     assert to_markdown(result_from_dict(doc)) == to_markdown(bench_result)
 
 
+def test_rows_of_one_model_are_grouped_by_source_weights(bench_result):
+    """Torch, bf16 and both ONNX exports of the student are one model; its fastest row is compared with the
+    teacher's fastest row (the teacher ran on one backend only, which a note points out)."""
+    r = bench_result
+    assert [f.rows for f in r.fastest] == [["teacher"], ["student", "student-bf16", "student-onnx", "student-int8"]]
+    student = r.fastest[1]
+    rows = [r.model(name) for name in student.rows]
+    top = max(rows, key=lambda m: m.throughput_ex_s["8"])
+    assert student.model == top.name and student.backend == top.backend
+    assert student.speedup_vs_baseline_fastest == pytest.approx(
+        top.throughput_ex_s["8"] / r.model("teacher").throughput_ex_s["8"])
+    maps = [m.metrics["map"] for m in rows]
+    assert student.metric_spread == pytest.approx(max(maps) - min(maps))
+    assert any("timed on one backend only" in note for note in r.notes)
+    assert student.speedup_paired_median > 0
+
+
+def _row(name, sha, backend, ex_s, metric, baseline=False):
+    return ModelResult(name=name, path=name, backend=backend, label_names=["0", "1"], params=1, size_bytes=1,
+                       metrics={"map": metric}, latency_ms={}, throughput_ex_s={"32": ex_s}, padded_len_mean={},
+                       speedup_vs_baseline=None, latency_speedup_vs_baseline=None, retention_vs_baseline=None,
+                       is_baseline=baseline, source_weights_sha256=sha)
+
+
+def test_fastest_backends_by_hand():
+    """Teacher 100 ex/s fp32, 300 bf16; student 250 fp32, 900 int8: the student is 3.0× the teacher's
+    fastest (not 9×), at 0.76 / 0.80 = 95% of its MAP; int8 costs the student 0.02 MAP."""
+    from bertdistill.bench.run import fastest_backends
+
+    rows = [_row("t", "a", "torch", 100.0, 0.80, baseline=True), _row("t-bf16", "a", "bf16", 300.0, 0.80),
+            _row("s", "b", "torch", 250.0, 0.78), _row("s-int8", "b", "onnx-int8", 900.0, 0.76),
+            _row("other", None, "torch", 150.0, 0.5)]
+    # round 2 was a slow moment for the student only: the mean ratio moves, the paired median does not
+    seconds = {"t-bf16": [1.0, 1.0, 1.0], "s-int8": [0.25, 0.25, 2.0]}
+    teacher, student, other = fastest_backends(rows, "map", 32, seconds)
+    assert student.speedup_paired_median == pytest.approx(4.0)
+    assert teacher.speedup_paired_median == pytest.approx(1.0) and other.speedup_paired_median is None
+    assert (teacher.model, teacher.speedup_vs_baseline_fastest, teacher.retention_vs_baseline_fastest) == ("t-bf16", 1.0, 1.0)
+    assert student.model == "s-int8" and student.rows == ["s", "s-int8"]
+    assert student.speedup_vs_baseline_fastest == pytest.approx(3.0)
+    assert student.retention_vs_baseline_fastest == pytest.approx(0.95)
+    assert student.metric_spread == pytest.approx(0.02)
+    assert other.rows == ["other"] and other.speedup_vs_baseline_fastest == pytest.approx(0.5)
+
+
 def test_markdown_table(bench_result):
     text = to_markdown(bench_result)
     lines = text.splitlines()
     assert lines[0].startswith("| model | backend | params | GFLOPs/ex | size MB | acc | F1 | MAP | MRR |")
     assert lines[1].startswith("|---|---|---:|")
-    rows = [line for line in lines if line.startswith("| student") or line.startswith("| teacher")]
+    first_table = lines[:lines.index("")]
+    rows = [line for line in first_table if line.startswith("| student") or line.startswith("| teacher")]
     assert len(rows) == 5 and rows[0].startswith("| teacher (baseline) |")
+    assert "Each model at its fastest backend:" in lines
     assert all(row.count("|") == lines[0].count("|") for row in rows)
     assert "queries left out" in text
 

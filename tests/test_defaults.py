@@ -53,3 +53,67 @@ def test_finetune_without_lr_or_epochs_uses_the_measured_defaults(tmp_path):
     record = json.loads((tmp_path / "student" / "training_record.json").read_text())
     assert record["student"]["default_lr"] == "student default (1 of 2 layers)"
     assert record["config"]["train"]["lr"] == STUDENT_LR
+
+
+class _Teachers:
+    """The part of a teacher source the student default reads: names and provenance."""
+
+    kind = "online"
+
+    def __init__(self, *provenance, names=None):
+        self.provenance = list(provenance)
+        self.names = names or [t["name"] for t in provenance]
+
+    def describe(self):
+        return {"teachers": self.provenance}
+
+
+def test_a_smaller_student_starts_from_the_first_teachers_layers(tmp_path):
+    from bertdistill.training.config import StudentConfig
+    from bertdistill.training.setup import student_source_from_teacher
+
+    t1, t2 = tmp_path / "t1", tmp_path / "t2"
+    t1.mkdir(), t2.mkdir()
+    teachers = _Teachers({"name": "t1", "path": str(t1), "num_layers": 6},
+                         {"name": "t2", "path": str(t2), "num_layers": 12})
+    path, why = student_source_from_teacher(StudentConfig(layers=3), teachers)
+    assert path == str(t1) and "teacher 't1'" in why and "first 3 of 6" in why
+    # only the teachers in use count (--teachers t2)
+    assert student_source_from_teacher(StudentConfig(layers=3), _Teachers(*teachers.provenance, names=["t2"]))[0] == str(t2)
+    # no default when: a source is given, no teachers, a random or re-shaped student, not fewer layers,
+    # or the teacher's directory is not here
+    for cfg, source in [(StudentConfig(source="other", layers=3), teachers), (StudentConfig(layers=3), None),
+                        (StudentConfig(layers=3, random_init=True), teachers), (StudentConfig(layers=3, width=16), teachers),
+                        (StudentConfig(layers=6), teachers), (StudentConfig(), teachers),
+                        (StudentConfig(layers=3), _Teachers({"name": "t1", "path": str(tmp_path / "gone"), "num_layers": 6}))]:
+        assert student_source_from_teacher(cfg, source) is None, cfg
+
+
+def test_distilled_student_starts_from_its_teacher(tmp_path):
+    """finetune --teacher DIR --student-layers 1 (no --student-from): the student's layer is the teacher's
+    first layer, and the record and the saved config say so."""
+    import json
+
+    import torch
+    from conftest import make_tiny_bert, write_toy_pairs
+    from transformers import AutoModelForSequenceClassification
+
+    from bertdistill.data.sources import DataSpec
+    from bertdistill.training.config import FinetuneConfig, StudentConfig
+    from bertdistill.training.finetune import finetune
+
+    teacher = make_tiny_bert(tmp_path / "teacher", layers=2, hidden=32, seed=3)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
+    cfg = FinetuneConfig(train_data=DataSpec(path=str(train)), output=str(tmp_path / "student"),
+                         teacher_models=[f"t={teacher}"], student=StudentConfig(layers=1),
+                         train=TrainConfig(batch_size=8, max_length=32, max_steps=1, lr=1e-12, save_every=None),
+                         dev_fraction=0.0)
+    finetune(cfg, show_progress=False)
+    record = json.loads((tmp_path / "student" / "training_record.json").read_text())
+    assert "starts from teacher 't'" in record["student"]["source_default"]
+    assert record["config"]["student"]["source"] == str(teacher)
+    saved = json.loads((tmp_path / "student" / "training_config.json").read_text())
+    assert saved["student"]["source"] == str(teacher)
+    t = AutoModelForSequenceClassification.from_pretrained(teacher).bert.encoder.layer[0].state_dict()
+    s = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student").bert.encoder.layer[0].state_dict()
+    assert all(torch.allclose(t[k], s[k], atol=1e-6) for k in t)

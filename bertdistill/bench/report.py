@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bertdistill.bench.run import BenchResult, ModelResult
+from bertdistill.bench.run import BenchResult, FastestBackend, ModelResult
 from bertdistill.errors import UserError
 
 METRIC_TITLES = {"accuracy": "acc", "f1": "F1", "f1_macro": "F1 (macro)", "map": "MAP", "mrr": "MRR"}
@@ -55,6 +55,21 @@ def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     return columns, rows
 
 
+def fastest_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
+    """One line per model (rows with the same weights): its fastest backend against the baseline's fastest."""
+    top_bs = result.settings["batch_sizes"][-1]
+    title = METRIC_TITLES.get(result.main_metric, result.main_metric)
+    columns = ["model (fastest row)", "backends timed", f"ex/s (b{top_bs})", title,
+               f"× {result.baseline}'s fastest", "(paired median)", f"{title} retention", f"{title} spread over backends"]
+    rows = []
+    for f in result.fastest:
+        rows.append([f.model, str(len(f.rows)), _num(f.throughput_ex_s, 1), _num(f.main_metric),
+                     _ratio(f.speedup_vs_baseline_fastest), _ratio(f.speedup_paired_median),
+                     "-" if f.retention_vs_baseline_fastest is None else f"{100 * f.retention_vs_baseline_fastest:.1f}%",
+                     _num(f.metric_spread)])
+    return columns, rows
+
+
 def caption(result: BenchResult) -> list[str]:
     d, s, mach = result.data, result.settings, result.machine
     synced = ", GPU synchronized around each call" if s.get("synchronized") else ""
@@ -83,6 +98,14 @@ def print_result(result: BenchResult) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if result.fastest:
+        columns, rows = fastest_rows(result)
+        table = Table(title="each model at its fastest backend")
+        for col in columns:
+            table.add_column(col, justify="left" if col.startswith("model") else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
 
 
 def to_markdown(result: BenchResult) -> str:
@@ -90,6 +113,11 @@ def to_markdown(result: BenchResult) -> str:
     lines = ["| " + " | ".join(columns) + " |",
              "|" + "|".join("---" if c in ("model", "backend") else "---:" for c in columns) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    if result.fastest:
+        columns, rows = fastest_rows(result)
+        lines += ["", "Each model at its fastest backend:", "",
+                  "| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     lines.append("")
     lines += [f"- {line}" for line in caption(result)]
     return "\n".join(lines) + "\n"
@@ -165,4 +193,5 @@ def result_from_dict(data: dict[str, Any]) -> BenchResult:
         raise UserError("not a bertdistill bench result", None, "pass a file written by bench --json")
     fields = dict(data)
     fields["models"] = [ModelResult(**m) for m in data["models"]]
+    fields["fastest"] = [FastestBackend(**f) for f in data.get("fastest", [])]
     return BenchResult(**fields)

@@ -115,6 +115,31 @@ class ModelResult:
     is_baseline: bool
     flops_per_example: float | None = None
     """Analytic FLOPs per example at the data's real token lengths (``bertdistill.flops``); None if not BERT-shaped."""
+    source_weights_sha256: str | None = None
+    """Hash of the PyTorch weights this row runs (an ONNX export: of the model it was exported from);
+    rows with the same hash are one model on several backends."""
+
+
+@dataclass
+class FastestBackend:
+    """One model (rows with the same source weights) at its fastest backend, against the baseline model's."""
+
+    model: str
+    """Name of the row that was fastest at the largest batch size."""
+    rows: list[str]
+    """Every row of this model (its backends)."""
+    backend: str
+    throughput_ex_s: float | None
+    main_metric: float | None
+    speedup_vs_baseline_fastest: float | None
+    """This row's throughput ÷ the baseline model's fastest row's (largest batch size)."""
+    retention_vs_baseline_fastest: float | None
+    """This row's main metric ÷ the baseline model's fastest row's."""
+    metric_spread: float | None
+    """Largest minus smallest main metric over this model's backends (what bf16/int8 cost)."""
+    speedup_paired_median: float | None = None
+    """Median over the timed rounds of (baseline fastest row's seconds ÷ this row's seconds) on the same
+    batch: the same comparison, robust to a noisy machine's slow moments."""
 
 
 @dataclass
@@ -131,6 +156,8 @@ class BenchResult:
     models: list[ModelResult]
     notes: list[str]
     config: dict[str, Any]
+    fastest: list[FastestBackend] = field(default_factory=list)
+    """One entry per model (rows grouped by source weights), in first-row order."""
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))
@@ -231,6 +258,57 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+def _source_weights(path: str, onnx_file: str | None) -> str | None:
+    """The PyTorch weights behind a row: the export report's source hash for ONNX, else the directory's."""
+    import json
+
+    from bertdistill.models import weights_sha256
+
+    if onnx_file:
+        report = Path(onnx_file).parent / "export_report.json"
+        try:
+            return json.loads(report.read_text()).get("source_weights_sha256")
+        except (OSError, ValueError):
+            return None
+    return weights_sha256(path) if Path(path).is_dir() else None
+
+
+def fastest_backends(models: list[ModelResult], main: str, top_bs: int,
+                     seconds: dict[str, list[float]] | None = None) -> list[FastestBackend]:
+    """Group rows into models by source weights (by path when unknown) and compare each model's fastest
+    row with the baseline model's fastest row: a student is only as fast as the teacher's best backend allows.
+    ``seconds``: each row's timed calls at ``top_bs`` in round order (round i: every row on the same batch)."""
+    groups: dict[str, list[ModelResult]] = {}
+    for m in models:
+        groups.setdefault(m.source_weights_sha256 or f"path:{m.path}", []).append(m)
+
+    def best(rows: list[ModelResult]) -> ModelResult:
+        return max(rows, key=lambda r: r.throughput_ex_s.get(str(top_bs)) or 0.0)
+
+    base_rows = next(rows for rows in groups.values() if any(r.is_baseline for r in rows))
+    base = best(base_rows)
+    out = []
+    for rows in groups.values():
+        top = best(rows)
+        values = [r.metrics.get(main) for r in rows if r.metrics.get(main) is not None]
+        out.append(FastestBackend(
+            model=top.name, rows=[r.name for r in rows], backend=top.backend,
+            throughput_ex_s=top.throughput_ex_s.get(str(top_bs)), main_metric=top.metrics.get(main),
+            speedup_vs_baseline_fastest=_ratio(top.throughput_ex_s.get(str(top_bs)),
+                                               base.throughput_ex_s.get(str(top_bs))),
+            retention_vs_baseline_fastest=_ratio(top.metrics.get(main), base.metrics.get(main)),
+            metric_spread=(max(values) - min(values)) if values else None,
+            speedup_paired_median=_paired_median(seconds, base.name, top.name)))
+    return out
+
+
+def _paired_median(seconds: dict[str, list[float]] | None, base: str, row: str) -> float | None:
+    if not seconds or base not in seconds or row not in seconds:
+        return None
+    ratios = [b / r for b, r in zip(seconds[base], seconds[row]) if r > 0]
+    return float(np.median(ratios)) if ratios else None
+
+
 def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
     """Load every model, check its labels, compute metrics on the full data, time them interleaved."""
     import torch
@@ -322,6 +400,7 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                         "p95": t_lat.percentile_ms(95), "mean": t_lat.mean_ms},
             throughput_ex_s={str(b): timings[b][spec.name].throughput for b in batch_sizes},
             padded_len_mean={str(b): padded[b][k] for b in batch_sizes},
+            source_weights_sha256=_source_weights(str(spec.path), scorer.onnx_file),
             speedup_vs_baseline=None, latency_speedup_vs_baseline=None, retention_vs_baseline=None,
             is_baseline=spec.name == baseline))
     base = next(r for r in results if r.is_baseline)
@@ -342,6 +421,11 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
         data_info.update({"queries": None, "queries_scored": None, "queries_without_positive": None})
     notes.append(f"speedup = throughput at batch {top_bs} / {baseline}'s; latency speedup = {baseline}'s "
                  f"p50 at batch {latency_bs} / the model's; retention = {main} / {baseline}'s")
+    fastest = fastest_backends(results, main, top_bs, {name: t.seconds for name, t in timings[top_bs].items()})
+    base_fastest = next(f for f in fastest if baseline in f.rows)
+    if len(base_fastest.rows) == 1 and len(fastest) > 1:
+        notes.append(f"{baseline} was timed on one backend only ({base_fastest.backend}): add its bf16 or ONNX "
+                     f"int8 rows to compare against its fastest backend")
     settings = {"batch_sizes": batch_sizes, "warmup": config.warmup, "repeats": config.repeats,
                 "seq_len": config.seq_len, "max_length": config.max_length,
                 "metric_batch_size": config.metric_batch_size, "seed": config.seed, "threads": threads,
@@ -352,7 +436,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_info(threads, ",".join(devices)),
         settings=settings, data=data_info, main_metric=main,
-        metric_names=metric_names, baseline=baseline, models=results, notes=notes, config=asdict(config))
+        metric_names=metric_names, baseline=baseline, models=results, notes=notes, config=asdict(config),
+        fastest=fastest)
 
 
 

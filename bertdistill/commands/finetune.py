@@ -39,7 +39,8 @@ EvalDataConfig = Annotated[Optional[Path], typer.Option(
     rich_help_panel=c.DATA_PANEL)]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output model directory (required).")]
 StudentFrom = Annotated[Optional[str], typer.Option(
-    "--student-from", help="Model whose layers start the student (pre-trained, or a pretrain-student output).",
+    "--student-from", help="Model whose layers start the student (pre-trained, or a pretrain-student output). "
+    "Default: the first teacher's directory when --student-layers keeps fewer of its layers, else the packaged MiniLM.",
     rich_help_panel=STUDENT)]
 StudentLayers = Annotated[Optional[int], typer.Option("--student-layers", help="Encoder layers kept (default: all).",
                                                       rich_help_panel=STUDENT)]

@@ -30,7 +30,7 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
         raise UserError("no label names known for the training data", config.train_data.describe(),
                         "give a label column or --label-names")
     teachers = setup.open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
-                                   config.student.source, config.student.trust_remote_code)
+                                   config.student)
     eval_data = load_task_data(config.eval_data, label_names=label_names) if config.eval_data else None
     eval_store = None
     if config.eval_labels:
@@ -51,7 +51,7 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
     if run.eval_set is not None and run.eval_set.name == "dev":
         note = (f"dev split: {len(run.eval_set.data)} of {train_data.num_rows} training rows held out for "
                 "evaluation (--no-eval to train on all)")
-    run.notes = [note] if note else []
+    run.notes += [note] if note else []
     result = train(config.train, run, show_progress=show_progress)
     if show_progress:
         setup.print_summary(result, "finetune")

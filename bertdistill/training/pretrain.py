@@ -51,7 +51,7 @@ def pretrain_student(config: PretrainConfig, show_progress: bool = True) -> Trai
         store.check_data(corpus, "corpus")
     label_names = store.label_names if store is not None else _teacher_label_names(config)
     teachers = setup.open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
-                                   config.student.source, config.student.trust_remote_code)
+                                   config.student)
     eval_corpus = eval_store = None
     if config.eval_data is not None:
         eval_corpus = load_task_data(dataclasses.replace(config.eval_data, unlabeled=True), label_names=label_names)

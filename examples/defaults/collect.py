@@ -32,7 +32,11 @@ def main() -> None:
     parser.add_argument("--wikiqa", default="../shared/datasets/wikiqa")
     parser.add_argument("--tasks", nargs="+", default=list(TESTS))
     parser.add_argument("--backend", default="bf16", help="inference backend of the scoring (torch: fp32)")
+    parser.add_argument("--tables-only", action="store_true", help="print the tables of $OUT/results.json again")
     args = parser.parse_args()
+    if args.tables_only:
+        print_tables(json.loads((args.out / "results.json").read_text()))
+        return
     rows = []
     for task in args.tasks:
         path, kw = TESTS[task]
@@ -62,13 +66,36 @@ def main() -> None:
                          "warnings": summary.get("warnings", [])})
             print(json.dumps(rows[-1]))
     (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print_tables(rows)
+
+
+def print_tables(rows: list[dict]) -> None:
     print("\n".join(summary_table(rows)) + "\n")
+    print("\n".join(variant_table(rows)) + "\n")
     print("| task | model | main metric | accuracy | majority | one-class share | lr | updates | kept step | warnings |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         key = "map" if "map" in r else "accuracy"
         print(f"| {r['task']} | {r['model']} | {key} {r[key]:.4f} | {r['accuracy']:.4f} | {r['majority']:.4f} | "
               f"{r['one_class_share']:.3f} | {r['lr']} | {r['updates']} | {r['kept_step']} | {'; '.join(r['warnings']) or '-'} |")
+
+
+def variant_table(rows: list[dict]) -> list[str]:
+    """One line per task and variant (the model name without its -sN seed suffix): mean ± std over seeds."""
+    import re
+    import statistics
+
+    lines = ["| task | variant | main metric (mean ± std) | seeds | per seed | collapsed runs |", "|---|---|---:|---:|---|---:|"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], re.sub(r"-s\d+$", "", r["model"])), []).append(r)
+    for (task, variant), runs in groups.items():
+        values = [r[r["main"]] for r in runs]
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        collapsed = sum(1 for r in runs if any("collapsed" in w for w in r["warnings"]))
+        lines.append(f"| {task} | {variant} | {statistics.mean(values):.4f} ± {sd:.4f} | {len(values)} | "
+                     f"{' '.join(f'{v:.4f}' for v in values)} | {collapsed} |")
+    return lines
 
 
 def summary_table(rows: list[dict]) -> list[str]:
@@ -92,7 +119,7 @@ def summary_table(rows: list[dict]) -> list[str]:
         majority = task_rows[0]["majority"]  # for ranking: MAP of a random order
         mean = statistics.mean
         lines.append(f"| {task} | {main} | {'–' if majority is None else f'{majority:.4f}'} | "
-                     f"{teacher[0]:.4f} | {cell(ft)} | {cell(kd)} | "
+                     f"{f'{teacher[0]:.4f}' if teacher else '–'} | {cell(ft)} | {cell(kd)} | "
                      f"{'yes' if ft and kd and mean(kd) >= mean(ft) else 'no'} | "
                      f"{'–' if majority is None else ('yes' if kd and mean(kd) > majority else 'no')} |")
     return lines
