@@ -83,8 +83,11 @@ def test_ctrl_c_says_how_to_continue(tmp_path):
     data = write_toy_pairs(tmp_path / "pairs.tsv", n=8000, seed=5)
     out = tmp_path / "store"
     first_shard = partial_dir(out) / "shards" / "shard-00000"
+    # A shell starting the suite in the background (`cmd &`) makes it ignore SIGINT, and children inherit
+    # that: give the child Ctrl-C back, as a terminal user has it.
     proc = subprocess.Popen(label_cmd(teacher, data, out), env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 40
     while not first_shard.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
