@@ -70,23 +70,26 @@ class _Teachers:
 
 def test_a_smaller_student_starts_from_the_first_teachers_layers(tmp_path):
     from bertdistill.training.config import StudentConfig
-    from bertdistill.training.setup import student_source_from_teacher
+    from bertdistill.training.setup import first_teacher, student_source_from_teacher
 
     t1, t2 = tmp_path / "t1", tmp_path / "t2"
     t1.mkdir(), t2.mkdir()
     teachers = _Teachers({"name": "t1", "path": str(t1), "num_layers": 6},
                          {"name": "t2", "path": str(t2), "num_layers": 12})
-    path, why = student_source_from_teacher(StudentConfig(layers=3), teachers)
+    path, why = student_source_from_teacher(StudentConfig(layers=3), first_teacher(teachers))
     assert path == str(t1) and "teacher 't1'" in why and "first 3 of 6" in why
     # only the teachers in use count (--teachers t2)
-    assert student_source_from_teacher(StudentConfig(layers=3), _Teachers(*teachers.provenance, names=["t2"]))[0] == str(t2)
+    used = first_teacher(_Teachers(*teachers.provenance, names=["t2"]))
+    assert used["name"] == "t2" and student_source_from_teacher(StudentConfig(layers=3), used)[0] == str(t2)
+    assert first_teacher(None) is None
     # no default when: a source is given, no teachers, a random or re-shaped student, not fewer layers,
     # or the teacher's directory is not here
-    for cfg, source in [(StudentConfig(source="other", layers=3), teachers), (StudentConfig(layers=3), None),
-                        (StudentConfig(layers=3, random_init=True), teachers), (StudentConfig(layers=3, width=16), teachers),
-                        (StudentConfig(layers=6), teachers), (StudentConfig(), teachers),
-                        (StudentConfig(layers=3), _Teachers({"name": "t1", "path": str(tmp_path / "gone"), "num_layers": 6}))]:
-        assert student_source_from_teacher(cfg, source) is None, cfg
+    first = first_teacher(teachers)
+    gone = {"name": "t1", "path": str(tmp_path / "gone"), "num_layers": 6}
+    for cfg, teacher in [(StudentConfig(source="other", layers=3), first), (StudentConfig(layers=3), None),
+                         (StudentConfig(layers=3, random_init=True), first), (StudentConfig(layers=3, width=16), first),
+                         (StudentConfig(layers=6), first), (StudentConfig(), first), (StudentConfig(layers=3), gone)]:
+        assert student_source_from_teacher(cfg, teacher) is None, cfg
 
 
 def test_distilled_student_starts_from_its_teacher(tmp_path):

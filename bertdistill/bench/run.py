@@ -258,19 +258,20 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-def _source_weights(path: str, onnx_file: str | None) -> str | None:
-    """The PyTorch weights behind a row: the export report's source hash for ONNX, else the directory's."""
-    import json
-
+def _source_weights(path: str, onnx_file: str | None, hashed: dict[str, str | None]) -> str | None:
+    """The PyTorch weights behind a row: the export report's source hash for ONNX, else the directory's
+    (hashed once per directory: its torch and bf16 rows share it)."""
+    from bertdistill.io import read_json
     from bertdistill.models import weights_sha256
 
     if onnx_file:
-        report = Path(onnx_file).parent / "export_report.json"
         try:
-            return json.loads(report.read_text()).get("source_weights_sha256")
-        except (OSError, ValueError):
+            return read_json(Path(onnx_file).parent / "export_report.json").get("source_weights_sha256")
+        except (UserError, OSError):  # no report: the row is a model of its own
             return None
-    return weights_sha256(path) if Path(path).is_dir() else None
+    if path not in hashed:
+        hashed[path] = weights_sha256(path) if Path(path).is_dir() else None
+    return hashed[path]
 
 
 def fastest_backends(models: list[ModelResult], main: str, top_bs: int,
@@ -386,6 +387,7 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
     if main not in metrics[0]:
         main = "accuracy"
     results = []
+    hashed: dict[str, str | None] = {}
     for k, (spec, scorer) in enumerate(zip(specs, scorers)):
         t_lat = timings[latency_bs][spec.name]
         params = scorer.num_parameters
@@ -400,7 +402,7 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                         "p95": t_lat.percentile_ms(95), "mean": t_lat.mean_ms},
             throughput_ex_s={str(b): timings[b][spec.name].throughput for b in batch_sizes},
             padded_len_mean={str(b): padded[b][k] for b in batch_sizes},
-            source_weights_sha256=_source_weights(str(spec.path), scorer.onnx_file),
+            source_weights_sha256=_source_weights(str(spec.path), scorer.onnx_file, hashed),
             speedup_vs_baseline=None, latency_speedup_vs_baseline=None, retention_vs_baseline=None,
             is_baseline=spec.name == baseline))
     base = next(r for r in results if r.is_baseline)

@@ -198,7 +198,7 @@ def open_teachers(labels: str | None, teacher_models: list[str] | None, only: li
         if specs:
             name, path = specs[0]
             layers = getattr(load_config(path, trust_remote_code, option="--teacher"), "num_hidden_layers", None)
-            planned = student_source_from_teacher(student_cfg, _Planned(name, path, layers))
+            planned = student_source_from_teacher(student_cfg, {"name": name, "path": path, "num_layers": layers})
             if planned is not None:
                 tokenizer_source = planned[0]
         tokenizer = load_tokenizer(resolve_model(tokenizer_source, "--student-from"), trust_remote_code,
@@ -213,32 +213,25 @@ def open_teachers(labels: str | None, teacher_models: list[str] | None, only: li
     return None
 
 
-class _Planned:
-    """The first teacher's provenance before the teachers are loaded (all ``student_source_from_teacher`` reads)."""
-
-    kind = "planned"
-
-    def __init__(self, name: str, path: str, num_layers: int | None):
-        self.names = [name]
-        self._provenance = [{"name": name, "path": path, "num_layers": num_layers}]
-
-    def describe(self) -> dict:
-        return {"teachers": self._provenance}
+def first_teacher(teachers) -> dict | None:
+    """Provenance (``name``, ``path``, ``num_layers``, ...) of the first teacher the run uses."""
+    if teachers is None:
+        return None
+    return next((t for t in _teacher_provenance(teachers) if t.get("name") in teachers.names), None)
 
 
-def student_source_from_teacher(student_cfg, teachers) -> tuple[str, str] | None:
+def student_source_from_teacher(student_cfg, teacher: dict | None) -> tuple[str, str] | None:
     """(teacher directory, why) when a student with no source of its own should start from the first
     teacher's layers: it keeps fewer layers than that teacher, at the teacher's width, and the teacher's
     directory is here. Measured (examples/defaults/RESULTS.md): on 2,000 rows of MRPC and SST-2 the
     teacher's first 3 layers beat the packaged MiniLM's by 1.8 and 2.0 points and never collapsed."""
-    if (teachers is None or student_cfg.source is not None or student_cfg.random_init or student_cfg.layers is None
+    if (teacher is None or student_cfg.source is not None or student_cfg.random_init or student_cfg.layers is None
             or any(getattr(student_cfg, k, None) is not None for k in ("width", "heads", "intermediate"))):
         return None
-    first = next(t for t in _teacher_provenance(teachers) if t.get("name") in teachers.names)
-    path, layers = first.get("path"), first.get("num_layers")
+    path, layers = teacher.get("path"), teacher.get("num_layers")
     if not path or not Path(path).is_dir() or not layers or student_cfg.layers >= layers:
         return None
-    return str(path), (f"the student starts from teacher {first['name']!r}'s layers "
+    return str(path), (f"the student starts from teacher {teacher['name']!r}'s layers "
                        f"({student_cfg.layer_map} {student_cfg.layers} of {layers}; --student-from to choose another source)")
 
 
@@ -273,7 +266,7 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     mode = teacher_mode(distill.teacher_mode, names) if teachers is not None else None
     head_names = list(names) if mode == "heads" else ["classifier"]
     notes = []
-    from_teacher = student_source_from_teacher(config.student, teachers)
+    from_teacher = student_source_from_teacher(config.student, first_teacher(teachers))
     if from_teacher is not None:
         config.student.source, why = from_teacher
         notes.append(why)
