@@ -97,3 +97,28 @@ def test_ctrl_c_says_how_to_continue(tmp_path):
     assert proc.returncode == 130
     assert "run the same command again to continue" in err.decode() and "Traceback" not in err.decode()
     assert first_shard.exists() and not list(tmp_path.glob(".store.input-*"))
+
+
+def test_ctrl_c_is_raised_at_the_loops_safe_points():
+    """The first Ctrl-C only marks the run to stop (raised by check(), never inside a finalizer, where
+    Python would drop it); a second one interrupts at once; the previous handler comes back."""
+    from bertdistill.teachers.label import _ctrl_c_at_safe_points
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with _ctrl_c_at_safe_points() as check:
+            check()  # nothing pressed yet
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler has run: no exception here
+            with pytest.raises(KeyboardInterrupt):
+                check()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        # ignored Ctrl-C (a background job) stays ignored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with _ctrl_c_at_safe_points() as check:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -213,30 +213,65 @@ def _store_label_names(teacher_labels: list[str], data: OnDiskTaskData) -> list[
     return list(teacher_labels)
 
 
+@contextlib.contextmanager
+def _ctrl_c_at_safe_points():
+    """Yield ``check()``, which raises KeyboardInterrupt once Ctrl-C has been pressed. Ctrl-C only sets a flag:
+    Python drops a KeyboardInterrupt raised while an object's finalizer runs (and the run would then go on
+    to finish), so it is raised at the loop's own points instead. A second Ctrl-C interrupts at once. Left
+    alone where Ctrl-C is not Python's default (ignored, or handled by the caller) or off the main thread."""
+    import signal
+    import threading
+
+    pressed = []
+
+    def check() -> None:
+        if pressed:
+            raise KeyboardInterrupt
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield check
+        return
+
+    def on_ctrl_c(signum, frame) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _label_shards(todo: list[ShardSpan], teachers: list[Teacher], data: OnDiskTaskData, writer: StoreWriter,
                   config: LabelConfig, show: bool, progress_factory) -> None:
     rows_total = sum(span.rows for span in todo)
     n_teachers = len(teachers)
     started = time.perf_counter()
     bar = progress_factory("pairs_per_s") if show else contextlib.nullcontext()
-    with bar as prog:
+    with _ctrl_c_at_safe_points() as check_ctrl_c, bar as prog:
         task = prog.add_task(f"label ({n_teachers} teacher{'s' * (n_teachers > 1)})",
                              total=rows_total * n_teachers, pairs_per_s="-") if show else None
         done = 0
 
         def on_batch(k: int) -> None:
             nonlocal done
+            check_ctrl_c()
             done += k
             if show:
                 rate = done / n_teachers / max(time.perf_counter() - started, 1e-9)
                 prog.update(task, advance=k, pairs_per_s=f"{rate:.1f}")
 
         for span in todo:
+            check_ctrl_c()
             rows = data.rows(span.start, span.end, ["text_a", "text_b"] if data.has_text_b else ["text_a"])
             outputs = [t.outputs(rows["text_a"], rows.get("text_b"), config.max_length, config.batch_size, on_batch)
                        for t in teachers]
             writer.write_shard(span, [o[0] for o in outputs], [o[1] for o in outputs])
             del outputs
+        check_ctrl_c()  # pressed during the last shard: stop before publishing, as the user asked
 
 
 def _finish(writer: StoreWriter, plan: list[ShardSpan], teachers: list[Teacher], data: OnDiskTaskData,
