@@ -77,6 +77,26 @@ def test_directory_with_the_old_int8_name_still_loads(exported, tmp_path):
     np.testing.assert_array_equal(new, old_logits)
 
 
+def test_onnx_sessions_do_not_busy_wait(exported, monkeypatch):
+    """Idle ONNX Runtime pool threads must not spin: they would take the cores of the other models in a bench."""
+    import onnxruntime as ort
+
+    out, _, _ = exported
+    seen = []
+    real = ort.InferenceSession
+
+    def recording(path, options=None, **kwargs):
+        seen.append(options)
+        return real(path, options, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    load_scorer(str(out), "onnx-int8", threads=2)
+    (options,) = seen
+    assert options.intra_op_num_threads == 2
+    for pool in ("intra_op", "inter_op"):
+        assert options.get_session_config_entry(f"session.{pool}.allow_spinning") == "0"
+
+
 def test_onnx_graph_has_dynamic_axes_and_opset(exported):
     import onnx
     import onnxruntime as ort

@@ -70,6 +70,12 @@ def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = F
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    # ONNX Runtime's idle pool threads busy-wait by default. Where one process holds several models (bench,
+    # label with ONNX teachers) or PyTorch runs beside it, they take the cores from whichever model runs:
+    # on 2 cores a bench timed a 2-layer int8 student 3.5x slower than alone. Alone, spinning gains nothing
+    # measurable at the batch sizes served here (docs/bench_schema.md, "Timing").
+    for pool in ("intra_op", "inter_op"):
+        options.add_session_config_entry(f"session.{pool}.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(file), options, providers=providers)
     except Exception as exc:

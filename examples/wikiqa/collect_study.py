@@ -105,6 +105,14 @@ def main() -> None:
         m = shape.get(names[key])
         extra = [f"{m['params'] / 1e6:.1f}M", f"{m['flops_per_example'] / 1e9:.3f}"] if m else ["–", "–"]
         lines.append(row(title, key, extra))
+    # The same three students without PKD (PKD through a width projection collapses the narrow students).
+    if "p-random" in variants or "p-first3" in variants:
+        lines += ["", "### The same three students, 2-teacher KD without PKD", "",
+                  "| student | n | MAP | MRR | params | GFLOPs/ex |", "|---|---:|---:|---:|---:|---:|"]
+        for key, title in PRUNE.items():
+            m = shape.get(names[key])
+            extra = [f"{m['params'] / 1e6:.1f}M", f"{m['flops_per_example'] / 1e9:.3f}"] if m else ["–", "–"]
+            lines.append(row(title, key.removesuffix("-pkd"), extra))
 
     if speed:
         base = shape.get("teacher")

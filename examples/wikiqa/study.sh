@@ -2,6 +2,7 @@
 # WikiQA studies on all 20,360 training pairs (issues 14, 15, 17): pruned narrow students against
 # random-init and full-width ones, ranking losses, and stage-1 corpora. Every step skips when its output
 # is complete, so the study runs in parts:  PART=teachers|ranking|prune|corpus bash examples/wikiqa/study.sh
+#   PART=prune-kd: issue 14's three students without PKD.
 #   WIKIQA=../shared/datasets/wikiqa OUT=runs/wq bash examples/wikiqa/study.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -70,6 +71,17 @@ if want prune; then
     train p-first3-pkd "$s" --student-from "$OUT/teachers/t1" --student-layers 3 "${PKD[@]}"
   done
 fi
+# The same without PKD, which collapses the narrow students' scores (RESULTS.md): (a) is r-point.
+if want prune-kd; then
+  for s in $SEEDS; do
+    train p-random "$s" --student-config '{"layers": 3, "width": 256, "heads": 8, "intermediate": 1024, "random_init": true}'
+    train p-first3 "$s" --student-from "$OUT/teachers/t1" --student-layers 3
+  done
+  MODELS=()
+  for s in $SEEDS; do for v in p-random p-first3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  [ -f "$OUT/bench-quality-prune-kd.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+    --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-prune-kd.json"
+fi
 
 # Issue 15: stage-1 corpora of the same size from the same sources (WikiQA train questions and sentences,
 # QNLI questions and sentences, MRPC/SST-2/SNLI sentences as extra passages; WikiQA dev/test excluded):
@@ -118,7 +130,7 @@ if want corpus; then
   [ -f "$OUT/bench-quality-corpus.json" ] || bertdistill bench "${CORPUS_MODELS[@]}" "${TEST[@]}" \
     --max-length "$MAXLEN" --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-corpus.json"
 fi
-want ranking || want prune || want corpus && exit 0
+case $PART in all|final) ;; *) exit 0;; esac  # the parts above stop here; all and final go on
 
 # Test-set quality of every model (bf16 inference), one bench run.
 MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16" --model "teacher-t2=$OUT/teachers/t2:bf16")
