@@ -176,6 +176,22 @@ def test_soft_targets_from_teacher_and_label_store(work, tmp_path):
                  ).report["objective"] == "store_kl"
 
 
+def test_pruned_config_records_the_kept_residual_dimensions(work, tmp_path):
+    """The config says which source dimension each kept one is, composed when a pruned model is pruned again."""
+    from transformers import AutoConfig
+
+    from bertdistill.prune import prune
+    from bertdistill.prune.shrink import RESIDUAL_ATTR
+
+    first = prune(_config(work / "cls", work / "toy.tsv", tmp_path / "p1", hidden=24, heads=2, ffn=48))
+    kept1 = first.report["kept"]["hidden"]
+    assert getattr(AutoConfig.from_pretrained(tmp_path / "p1"), RESIDUAL_ATTR) == {"source_width": 32, "index": kept1}
+    second = prune(_config(tmp_path / "p1", work / "toy.tsv", tmp_path / "p2", hidden=16, heads=2, ffn=32))
+    kept2 = second.report["kept"]["hidden"]  # indices into p1's 24 dimensions
+    residual = getattr(AutoConfig.from_pretrained(tmp_path / "p2"), RESIDUAL_ATTR)
+    assert residual == {"source_width": 32, "index": [kept1[i] for i in kept2]}
+
+
 def test_finetune_starts_from_a_pruned_student(work, tmp_path):
     from transformers import AutoModelForSequenceClassification
 

@@ -112,9 +112,19 @@ def identity_plan(model: nn.Module) -> PrunePlan:
                      head_size=parts.head_size, source_head_size=parts.head_size)
 
 
+RESIDUAL_ATTR = "bertdistill_pruned_residual"
+"""Config attribute of a pruned model: {"source_width": W, "index": [source dimension of each kept one]}."""
+
+
 def pruned_config(config, plan: PrunePlan):
     """A copy of ``config`` with the plan's uniform shape."""
     new = config.__class__.from_dict(config.to_dict())
+    # Which of the source's residual dimensions each kept one is (composed over repeated prunes), so that a
+    # width projection onto a teacher of the source's family can start as that embedding (PKD, hidden_mse).
+    before = getattr(config, RESIDUAL_ATTR, None) or {"source_width": int(config.hidden_size),
+                                                      "index": list(range(int(config.hidden_size)))}
+    setattr(new, RESIDUAL_ATTR, {"source_width": int(before["source_width"]),
+                                 "index": [int(before["index"][i]) for i in plan.hidden]})
     new.num_hidden_layers = len(plan.layers)
     new.hidden_size = len(plan.hidden)
     new.num_attention_heads = plan.num_heads

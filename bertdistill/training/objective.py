@@ -12,6 +12,7 @@ from torch import nn
 
 from bertdistill.data.tokenize import MODEL_INPUTS
 from bertdistill.errors import UserError
+from bertdistill.prune.shrink import RESIDUAL_ATTR
 from bertdistill.student.features import NOTHING, FeatureRequest, Features, use_eager_attention
 from bertdistill.training import losses
 from bertdistill.training.config import DistillConfig
@@ -112,7 +113,7 @@ def build_objective(distill: DistillConfig | None, teachers: Sequence[TeacherInf
                       teacher_weights=distill.teacher_weights, temperature=distill.temperature,
                       kd_loss=distill.kd_loss, pkd=distill.pkd, pkd_projection=distill.pkd_projection,
                       layer_match=distill.match_layers, relation_heads=distill.relation_heads,
-                      positive=positive)
+                      positive=positive, student_residual=getattr(student_config, RESIDUAL_ATTR, None))
     objective = Objective(build_terms(weights, ctx))
     if not teachers:
         return objective, {"mode": "fine-tune", "weights": weights, "terms": _described_terms(objective)}

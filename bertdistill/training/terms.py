@@ -54,6 +54,8 @@ class TermContext:
     relation_heads: int | None = None
     positive: int = 1
     """Index of the relevant class in the task's labels (turns 2-class logits into one score)."""
+    student_residual: dict | None = None
+    """A pruned student's {"source_width", "index"}: the source residual dimension each of its own is."""
 
 
 TERMS: dict[str, type["LossTerm"]] = {}
@@ -114,8 +116,26 @@ def _projections(ctx: TermContext, enabled: bool, option: str) -> nn.ModuleDict:
                 raise UserError(f"student width {ctx.student_width} differs from teacher {t.name!r} width "
                                 f"{t.hidden_size}", option, "allow a learned projection (--pkd-projection) "
                                                             "or use a student of the teacher's width")
-            out[f"w{t.hidden_size}"] = nn.Linear(ctx.student_width, t.hidden_size)
+            out[f"w{t.hidden_size}"] = proj = nn.Linear(ctx.student_width, t.hidden_size)
+            index = _residual_index(ctx, t.hidden_size)
+            if index is not None:
+                # A student pruned from a model of the teacher's width: start from putting each of its
+                # dimensions back where pruning took it from. From a random start the large early PKD loss
+                # collapsed such students' [CLS] states (examples/wikiqa/RESULTS.md).
+                with torch.no_grad():
+                    proj.weight.zero_()
+                    proj.weight[torch.as_tensor(index), torch.arange(ctx.student_width)] = 1.0
+                    proj.bias.zero_()
     return out
+
+
+def _residual_index(ctx: TermContext, teacher_width: int) -> list[int] | None:
+    """The pruned student's residual index into a teacher of its source's width, else None."""
+    residual = ctx.student_residual or {}
+    index = residual.get("index")
+    if residual.get("source_width") != teacher_width or not index or len(index) != ctx.student_width:
+        return None
+    return index if all(0 <= i < teacher_width for i in index) else None
 
 
 def _project(projections: nn.ModuleDict, state: torch.Tensor, teacher: TeacherInfo) -> torch.Tensor:
@@ -239,7 +259,10 @@ class PatientCls(LossTerm):
 
     def describe(self):
         return {**super().describe(), "mode": self.ctx.pkd, "pairs": self.pairs,
-                "projection": {t.name: f"w{t.hidden_size}" in self.projections for t in self.ctx.teachers}}
+                "projection": {t.name: f"w{t.hidden_size}" in self.projections for t in self.ctx.teachers},
+                "projection_init": {t.name: ("pruned residual index" if _residual_index(self.ctx, t.hidden_size)
+                                             else "random") for t in self.ctx.teachers
+                                    if f"w{t.hidden_size}" in self.projections}}
 
     def forward(self, student, teachers, batch):
         parts = []

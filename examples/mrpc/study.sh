@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# MRPC part of issue 14's study: the same stage-2 distillation (2-teacher KD + PKD-skip) on three students
-# of about the same budget: (a) pruned from teacher t1 to 3 layers / width 256 / 8 heads / FFN 1024,
-# (b) that shape randomly initialized, (c) the first 3 layers of t1 at full width. Every step skips when
-# its output is complete.   GLUE=../shared/datasets/glue OUT=runs/mrpc-study bash examples/mrpc/study.sh
+# MRPC part of issue 14's study: the same stage-2 distillation (2-teacher KD + PKD-skip, and 2-teacher KD
+# alone, since PKD through a width projection collapsed the narrow WikiQA students) on three students of
+# about the same budget: (a) pruned from teacher t1 to 3 layers / width 256 / 8 heads / FFN 1024, (b) that
+# shape randomly initialized, (c) the first 3 layers of t1 at full width. Every step skips when its output
+# is complete.   GLUE=../shared/datasets/glue OUT=runs/mrpc-study bash examples/mrpc/study.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
@@ -32,23 +33,34 @@ train() {  # train NAME SEED OPTIONS...
   local name=$1 seed=$2; shift 2
   step "$OUT/students/$name-s$seed" "$name, seed $seed" bertdistill finetune "${TRAIN[@]}" "${DEV[@]}" \
     "${FAST[@]}" --epochs "$STUDENT_EPOCHS" --batch-size 32 --lr 1e-4 --seed "$seed" --resume \
-    --labels "$OUT/labels/train" --alpha 0.7 --pkd skip "$@" --output "$OUT/students/$name-s$seed"
+    --labels "$OUT/labels/train" --alpha 0.7 "$@" --output "$OUT/students/$name-s$seed"
 }
+PKD=(--pkd skip)
 for s in $SEEDS; do
-  train a-pruned "$s" --student-from "$OUT/students/pruned"
-  train b-random "$s" --student-config '{"layers": 3, "width": 256, "heads": 8, "intermediate": 1024}'
-  train c-first3 "$s" --student-from "$OUT/teachers/t1" --student-layers 3
+  for pkd in "" -kd; do  # "": KD + PKD-skip; -kd: KD alone
+    opts=(); [ -z "$pkd" ] && opts=("${PKD[@]}")
+    train a-pruned$pkd "$s" --student-from "$OUT/students/pruned" "${opts[@]}"
+    train b-random$pkd "$s" --student-config '{"layers": 3, "width": 256, "heads": 8, "intermediate": 1024, "random_init": true}' "${opts[@]}"
+    train c-first3$pkd "$s" --student-from "$OUT/teachers/t1" --student-layers 3 "${opts[@]}"
+  done
 done
 
 MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16" --model "teacher-t2=$OUT/teachers/t2:bf16")
-for s in $SEEDS; do for v in a-pruned b-random c-first3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+for s in $SEEDS; do for v in a-pruned b-random c-first3 a-pruned-kd b-random-kd c-first3-kd; do
+  MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
 [ -f "$OUT/bench-quality.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
   --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality.json" --markdown "$OUT/bench-quality.md"
+# Speed, one run: teacher t1 and each shape (seed 1, KD alone) in fp32, bf16 and ONNX int8.
+for m in teachers/t1 students/a-pruned-kd-s1 students/c-first3-kd-s1; do
+  step "$OUT/onnx/$(basename "$m")" "export $m" bertdistill export --model "$OUT/$m" --int8 \
+    --data "$GLUE/MRPC/dev.tsv" --int8-min-agreement 0 --max-length "$MAXLEN" --output "$OUT/onnx/$(basename "$m")"
+done
 SPEED=()
-for m in teacher=teachers/t1 pruned=students/a-pruned-s1 first3=students/c-first3-s1; do
-  SPEED+=(--model "${m%%=*}=$OUT/${m#*=}" --model "${m%%=*}-bf16=$OUT/${m#*=}:bf16")
+for m in teacher=teachers/t1 pruned=students/a-pruned-kd-s1 first3=students/c-first3-kd-s1; do
+  dir=$OUT/${m#*=}
+  SPEED+=(--model "${m%%=*}=$dir" --model "${m%%=*}-bf16=$dir:bf16" --model "${m%%=*}-int8=$OUT/onnx/$(basename "$dir"):onnx-int8")
 done
 [ -f "$OUT/bench-speed.json" ] || bertdistill bench "${SPEED[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
-  --batch-sizes 1,32 --repeats 5 --threads 2 --json "$OUT/bench-speed.json" --markdown "$OUT/bench-speed.md"
+  --batch-sizes 1,32 --repeats 10 --threads 2 --json "$OUT/bench-speed.json" --markdown "$OUT/bench-speed.md"
 python examples/mrpc/collect_study.py --out "$OUT" > "$OUT/STUDY.generated.md"
 echo "results: $OUT/STUDY.generated.md"

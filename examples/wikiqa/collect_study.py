@@ -21,7 +21,9 @@ PRUNE = {"r-point-pkd": "(a) pruned from t1: 3L / 256 / 8 heads / FFN 1024",
 CORPORA = {"r-point": ("none (stage 2 alone: 2-teacher KD)", None), "c-random": ("random cross-query", "random"),
            "c-mined": ("BM25-mined", "mined"), "c-mixed": ("mixed (half BM25, half random)", "mixed"),
            "c-mined-third": ("BM25-mined, ⅓ of the pairs", "mined"),
-           "c-mined-twothirds": ("BM25-mined, ⅔ of the pairs", "mined")}
+           "c-mined-twothirds": ("BM25-mined, ⅔ of the pairs", "mined"),
+           "c-random-e3": ("random cross-query, 3 stage-1 passes", "random"),
+           "c-mined-e3": ("BM25-mined, 3 stage-1 passes", "mined")}
 
 
 def mean_std(values: list[float]) -> str:
