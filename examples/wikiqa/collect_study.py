@@ -16,6 +16,7 @@ from pathlib import Path
 
 RANKING = {"r-point": "pointwise KD (2-class head, today)", "r-list": "listwise KD (score head)",
            "r-margin": "Margin-MSE (score head)"}
+PRUNE_INIT = {"r-point-pkd-init": "(a) pruned from t1, PKD projection started from the kept dimensions"}
 PRUNE = {"r-point-pkd": "(a) pruned from t1: 3L / 256 / 8 heads / FFN 1024",
          "p-random-pkd": "(b) same shape, random init", "p-first3-pkd": "(c) first 3 layers of t1, full width (384)"}
 CORPORA = {"r-point": ("none (stage 2 alone: 2-teacher KD)", None), "c-random": ("random cross-query", "random"),
@@ -107,6 +108,11 @@ def main() -> None:
         m = shape.get(names[key])
         extra = [f"{m['params'] / 1e6:.1f}M", f"{m['flops_per_example'] / 1e9:.3f}"] if m else ["–", "–"]
         lines.append(row(title, key, extra))
+    for key, title in PRUNE_INIT.items():
+        if key in variants:
+            m = shape.get("pruned")
+            extra = [f"{m['params'] / 1e6:.1f}M", f"{m['flops_per_example'] / 1e9:.3f}"] if m else ["–", "–"]
+            lines.append(row(title, key, extra))
     # The same three students without PKD (PKD through a width projection collapses the narrow students).
     if "p-random" in variants or "p-first3" in variants:
         lines += ["", "### The same three students, 2-teacher KD without PKD", "",

@@ -2,7 +2,8 @@
 # WikiQA studies on all 20,360 training pairs (issues 14, 15, 17): pruned narrow students against
 # random-init and full-width ones, ranking losses, and stage-1 corpora. Every step skips when its output
 # is complete, so the study runs in parts:  PART=teachers|ranking|prune|corpus bash examples/wikiqa/study.sh
-#   PART=prune-kd: issue 14's three students without PKD; PART=corpus-e3: 3 stage-1 passes (issue 15).
+#   PART=prune-kd: issue 14's three students without PKD; PART=corpus-e3: 3 stage-1 passes (issue 15);
+#   PART=prune-pkd-init: (a) with PKD from a projection initialized by the prune.
 #   WIKIQA=../shared/datasets/wikiqa OUT=runs/wq bash examples/wikiqa/study.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -70,6 +71,20 @@ if want prune; then
     train p-random-pkd "$s" --student-config '{"layers": 3, "width": 256, "heads": 8, "intermediate": 1024, "random_init": true}' "${PKD[@]}"
     train p-first3-pkd "$s" --student-from "$OUT/teachers/t1" --student-layers 3 "${PKD[@]}"
   done
+fi
+# (a) again with PKD, pruned anew so that its config records the kept residual dimensions: the PKD
+# projection then starts as their embedding into the teacher's width instead of at random.
+if want prune-pkd-init; then
+  step "$OUT/students/pruned-v2" "prune t1 again (config records the kept dimensions)" bertdistill prune \
+    --model "$OUT/teachers/t1" "${TRAIN[@]}" --limit 2000 --layers 3 --layer-map skip --hidden 256 --heads 8 \
+    --ffn 1024 --max-length "$MAXLEN" --quiet --output "$OUT/students/pruned-v2"
+  for s in $SEEDS; do
+    train r-point-pkd-init "$s" --student-from "$OUT/students/pruned-v2" "${PKD[@]}"
+  done
+  MODELS=()
+  for s in $SEEDS; do MODELS+=(--model "r-point-pkd-init-s$s=$OUT/students/r-point-pkd-init-s$s:bf16"); done
+  [ -f "$OUT/bench-quality-pkd-init.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+    --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-pkd-init.json"
 fi
 # The same without PKD, which collapses the narrow students' scores (RESULTS.md): (a) is r-point.
 if want prune-kd; then
