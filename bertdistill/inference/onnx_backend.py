@@ -73,7 +73,7 @@ def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = F
     # ONNX Runtime's idle pool threads busy-wait by default. Where one process holds several models (bench,
     # label with ONNX teachers) or PyTorch runs beside it, they take the cores from whichever model runs:
     # on 2 cores a bench timed a 2-layer int8 student 3.5x slower than alone. Alone, spinning gains nothing
-    # measurable at the batch sizes served here (docs/bench_schema.md, "Timing").
+    # measurable at the batch sizes served here (docs/bench_schema.md, "How figures are measured").
     for pool in ("intra_op", "inter_op"):
         options.add_session_config_entry(f"session.{pool}.allow_spinning", "0")
     try:
