@@ -1,20 +1,15 @@
 #!/usr/bin/env bash
-# MRPC recipe (GLUE paraphrase pairs; accuracy and F1 on the labeled MSRP test set).
-#   GLUE=../shared/datasets/glue OUT=runs/mrpc bash examples/mrpc/run.sh
-# Hub users: TRAIN=(--dataset glue --subset mrpc --split train), DEV=(--eval-split validation); the hub's
-# test split has no gold labels, so test on validation or the labeled MSRP file.
+# MRPC recipe (GLUE paraphrase pairs; accuracy and F1 on the labeled MSRP test set), all 3,668 training
+# pairs: two MiniLM-6L teachers, a 3-layer student pruned from one of them to width 256, the paper's
+# comparison on that student (fine-tuned only, KD, PKD, MKDM, TMKD over a BM25-mined stage-1 corpus;
+# 3 seeds), then one bench run of the deployed student against the teacher on every backend. Steps skip
+# when complete; about 1 hour on 2 CPU cores from nothing (RESULTS.md).
+#   GLUE=../shared/datasets/glue OUT=runs/mrpc-study bash examples/mrpc/run.sh
+# Hub users: TRAIN=(--dataset glue --subset mrpc --split train), DEV=(--eval-split validation) in study.sh;
+# the hub's test split has no gold labels, so test on validation or the labeled MSRP file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-GLUE=${GLUE:-../shared/datasets/glue}
-TASK=mrpc
-OUT=${OUT:-runs/mrpc}
-METRIC=accuracy
-LIMIT_OPT=(); [ -n "${LIMIT:-}" ] && LIMIT_OPT=(--limit "$LIMIT")
-TRAIN=(--data "$GLUE/MRPC/train.tsv" "${LIMIT_OPT[@]}")      # columns #1 String, #2 String, Quality detected
-DEV=(--eval-data "$GLUE/MRPC/dev.tsv")
-EXPORT_DATA=(--data "$GLUE/MRPC/dev.tsv")
-TEST=(--data "$GLUE/MRPC/msr_paraphrase_test.txt")           # the labeled MSRP test file
-TEACHER_EPOCHS=${TEACHER_EPOCHS:-3}
-STUDENT_EPOCHS=${STUDENT_EPOCHS:-4}
-MAXLEN=${MAXLEN:-96}                                         # MRPC pairs are longer than WikiQA's
-source examples/recipe.sh
+OUT=${OUT:-runs/mrpc-study}
+PART=paper OUT=$OUT bash examples/mrpc/study.sh
+python examples/mrpc/collect_study.py --out "$OUT" --recipe > "$OUT/RECIPE.generated.md"
+echo "results: $OUT/RECIPE.generated.md"

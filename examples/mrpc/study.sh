@@ -4,6 +4,7 @@
 # about the same budget: (a) pruned from teacher t1 to 3 layers / width 256 / 8 heads / FFN 1024, (b) that
 # shape randomly initialized, (c) the first 3 layers of t1 at full width. Every step skips when its output
 # is complete.   GLUE=../shared/datasets/glue OUT=runs/mrpc-study bash examples/mrpc/study.sh
+# PART=paper runs issue 21's paper comparison and best pipeline only (after the teachers and the prune).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
@@ -36,7 +37,8 @@ train() {  # train NAME SEED OPTIONS...
     --labels "$OUT/labels/train" --alpha 0.7 "$@" --output "$OUT/students/$name-s$seed"
 }
 PKD=(--pkd skip)
-for s in $SEEDS; do
+PART=${PART:-all}
+[ "$PART" = paper ] || for s in $SEEDS; do
   for pkd in "" -kd; do  # "": KD + PKD-skip; -kd: KD alone
     opts=(); [ -z "$pkd" ] && opts=("${PKD[@]}")
     train a-pruned$pkd "$s" --student-from "$OUT/students/pruned" "${opts[@]}"
@@ -44,6 +46,56 @@ for s in $SEEDS; do
     train c-first3$pkd "$s" --student-from "$OUT/teachers/t1" --student-layers 3 "${opts[@]}"
   done
 done
+
+# Issue 21: the paper's comparison on the pruned student (a), and the best pipeline. Fine-tuned only, KD
+# from t1, PKD from t1, MKDM = a-pruned-kd (2 teachers, one head each, stage 2 only), TMKD = 3 stage-1
+# passes over a BM25-mined corpus, then a-pruned-kd's stage 2. Stage-1 corpus: every MRPC training sentence
+# with its 4 best BM25 sentences from MRPC, QNLI, SST-2 and SNLI (its own pair's sentence skipped; MRPC
+# dev and test sentences excluded). PART=study runs the study above only, PART=paper this part only.
+if [ "$PART" != study ]; then
+  c=$OUT/corpora/mined.jsonl
+  mkdir -p "$OUT/corpora"
+  step "$c" "corpus mined" bertdistill corpus "${TRAIN[@]}" --queries "$GLUE/MRPC/train.tsv:#2 String" \
+    --passages "$GLUE/QNLI/dev.tsv:sentence" --passages "$GLUE/QNLI/test.tsv:sentence" --passages "$GLUE/SST-2/train.tsv" \
+    --passages ../shared/datasets/snli_sample/snli_1.0_dev.head.jsonl:sentence1,sentence2 \
+    --exclude "$GLUE/MRPC/dev.tsv:#1 String,#2 String" --exclude "$GLUE/MRPC/msr_paraphrase_test.txt:#1 String,#2 String" \
+    --mine bm25 --top-k 4 --no-include-originals --seed 0 --quiet --output "$c"
+  step "$OUT/labels/mined" "label corpus mined" bertdistill label --teacher "t1=$OUT/teachers/t1" \
+    --teacher "t2=$OUT/teachers/t2" --data "$c" --unlabeled --max-length "$MAXLEN" --backend bf16 --quiet \
+    --output "$OUT/labels/mined"
+  [ -f "$OUT/corpora/mined.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/mined" \
+    --json "$OUT/corpora/mined.stats.json" > "$OUT/corpora/mined.stats.txt"
+  PRUNED=(--student-from "$OUT/students/pruned")
+  for s in $SEEDS; do
+    train a-pruned-kd "$s" "${PRUNED[@]}"
+    step "$OUT/students/f-finetune-s$s" "fine-tuned only, seed $s" bertdistill finetune "${TRAIN[@]}" "${DEV[@]}" \
+      "${FAST[@]}" --epochs "$STUDENT_EPOCHS" --batch-size 32 --lr 1e-4 --seed "$s" --resume "${PRUNED[@]}" \
+      --output "$OUT/students/f-finetune-s$s"
+    train f-kd1 "$s" "${PRUNED[@]}" --teachers t1
+    train f-pkd1 "$s" "${PRUNED[@]}" --teachers t1 "${PKD[@]}"
+    step "$OUT/students/tmkd-stage1-s$s" "TMKD stage 1, seed $s" bertdistill pretrain-student --data "$c" \
+      --labels "$OUT/labels/mined" "${PRUNED[@]}" --epochs 3 --batch-size 32 --lr 1e-4 --seed "$s" "${FAST[@]}" \
+      --resume --output "$OUT/students/tmkd-stage1-s$s"
+    train tmkd "$s" --student-from "$OUT/students/tmkd-stage1-s$s"
+  done
+  MODELS=()
+  for s in $SEEDS; do for v in f-finetune f-kd1 f-pkd1 tmkd; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  [ -f "$OUT/bench-quality-paper.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+    --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-paper.json"
+  # The deployed student (TMKD, seed 1) against teacher t1, every backend, one run: speed at batch 1 and 32,
+  # and the test accuracy each backend gives.
+  step "$OUT/onnx/tmkd-s1" "export tmkd-s1" bertdistill export --model "$OUT/students/tmkd-s1" --int8 \
+    --data "$GLUE/MRPC/dev.tsv" --int8-min-agreement 0 --max-length "$MAXLEN" --output "$OUT/onnx/tmkd-s1"
+  DEPLOY=()
+  for m in teacher=teachers/t1:t1 student=students/tmkd-s1:tmkd-s1; do
+    name=${m%%=*}; rest=${m#*=}; dir=$OUT/${rest%%:*}; onnx=$OUT/onnx/${rest##*:}
+    DEPLOY+=(--model "$name=$dir" --model "$name-bf16=$dir:bf16" --model "$name-int8=$onnx:onnx-int8")
+  done
+  [ -f "$OUT/bench-deployed.json" ] || bertdistill bench "${DEPLOY[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+    --batch-sizes 1,32 --repeats 10 --threads 2 --json "$OUT/bench-deployed.json" --markdown "$OUT/bench-deployed.md" \
+    --plot "$OUT/bench-deployed.png"
+  [ "$PART" = paper ] && exit 0
+fi
 
 MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16" --model "teacher-t2=$OUT/teachers/t2:bf16")
 for s in $SEEDS; do for v in a-pruned b-random c-first3 a-pruned-kd b-random-kd c-first3-kd; do

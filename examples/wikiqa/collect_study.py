@@ -1,18 +1,22 @@
 """Turn the WikiQA study's outputs (examples/wikiqa/study.sh) into the RESULTS tables: ranking losses
 (issue 17), pruned against random-init and full-width students (issue 14), stage-1 corpora (issue 15),
-and the speed of each student shape. Every number comes from the run's JSON files.
+and the speed of each student shape; with --recipe, the recipe's tables instead (examples/wikiqa/run.sh:
+the paper's comparison and the deployed student). Every number comes from the run's JSON files.
 
     python examples/wikiqa/collect_study.py --out runs/wq > runs/wq/STUDY.generated.md
+    python examples/wikiqa/collect_study.py --out runs/wq --recipe > runs/wq/RECIPE.generated.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
-from collections import defaultdict
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from recipe_tables import deployed_table, paper_table, seed_values, train_minutes  # noqa: E402
 
 RANKING = {"r-point": "pointwise KD (2-class head, today)", "r-list": "listwise KD (score head)",
            "r-margin": "Margin-MSE (score head)"}
@@ -25,6 +29,11 @@ CORPORA = {"r-point": ("none (stage 2 alone: 2-teacher KD)", None), "c-random": 
            "c-mined-twothirds": ("BM25-mined, ⅔ of the pairs", "mined"),
            "c-random-e3": ("random cross-query, 3 stage-1 passes", "random"),
            "c-mined-e3": ("BM25-mined, 3 stage-1 passes", "mined")}
+# The recipe's comparison, all on the pruned 3L/256 student (examples/wikiqa/study.sh PART=paper).
+PAPER = [("f-finetune", "fine-tuned only (gold labels)"), ("f-kd1", "KD from t1"),
+         ("f-pkd1", "PKD from t1 (KD + PKD-skip)"), ("r-point", "MKDM (t1 + t2, one head each)"),
+         ("c-mined-e3", "TMKD (stage 1: 3 passes over the BM25-mined corpus, then MKDM)"),
+         ("best", "best: TMKD's stage 1, then listwise KD from t1 + t2 (score head)")]
 
 
 def mean_std(values: list[float]) -> str:
@@ -36,17 +45,6 @@ def mean_std(values: list[float]) -> str:
 
 def load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def per_variant(quality: dict) -> dict[str, dict[str, list[float]]]:
-    """variant name → metric → values over seeds (models named VARIANT-sSEED)."""
-    out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for m in quality["models"]:
-        match = re.match(r"^(.*)-s(\d+)$", m["name"])
-        if match:
-            for k in ("map", "mrr"):
-                out[match.group(1)][k].append(m["metrics"][k])
-    return out
 
 
 def stage1_corr(out: Path, variant: str) -> list[float]:
@@ -62,6 +60,7 @@ def stage1_corr(out: Path, variant: str) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--recipe", action="store_true", help="the recipe's tables (examples/wikiqa/run.sh)")
     args = ap.parse_args()
     quality = load(args.out / "bench-quality.json")
     if quality is None:
@@ -73,10 +72,13 @@ def main() -> None:
             raise SystemExit(f"{extra_path} was benched on other data than bench-quality.json")
         names = {m["name"] for m in extra["models"]}
         quality["models"] = [m for m in quality["models"] if m["name"] not in names] + extra["models"]
-    variants = per_variant(quality)
+    variants = seed_values(quality["models"], ("map", "mrr"))
     teachers = {m["name"]: m["metrics"] for m in quality["models"] if m["name"].startswith("teacher")}
     best_teacher = max(teachers.values(), key=lambda ms: ms["map"])
     data = quality["data"]
+    if args.recipe:
+        print(recipe(args.out, quality, variants, teachers, best_teacher))
+        return
     lines = [f"Test set: {data['source']} ({data['rows']} pairs); MAP/MRR over the {data['queries_scored']} "
              f"questions with a correct answer (WikiQA convention). bf16 inference. Mean ± std over seeds "
              f"(n per row).", "",
@@ -121,6 +123,15 @@ def main() -> None:
             m = shape.get(names[key])
             extra = [f"{m['params'] / 1e6:.1f}M", f"{m['flops_per_example'] / 1e9:.3f}"] if m else ["–", "–"]
             lines.append(row(title, key.removesuffix("-pkd"), extra))
+
+    if "p-pruned-e3" in variants or "p-first3-e3" in variants:
+        lines += ["", "### (a) and (c) with 3 epochs of stage 2 (2-teacher KD)", "",
+                  "| student | n | MAP | MRR | params | GFLOPs/ex |", "|---|---:|---:|---:|---:|---:|"]
+        for key, title, shape_name in (("p-pruned-e3", PRUNE["r-point-pkd"], "pruned"),
+                                       ("p-first3-e3", PRUNE["p-first3-pkd"], "first3")):
+            m = shape.get(shape_name)
+            extra = [f"{m['params'] / 1e6:.1f}M", f"{m['flops_per_example'] / 1e9:.3f}"] if m else ["–", "–"]
+            lines.append(row(title, key, extra))
 
     if speed:
         base = shape.get("teacher")
@@ -170,6 +181,24 @@ def main() -> None:
                      f"| {mean_std(corr) if corr else '–'} | {entropy} | {disagree} | {unsure} |")
     lines += ["", f"Best teacher test MAP: {best_teacher['map']:.4f}."]
     print("\n".join(lines))
+
+
+def recipe(out: Path, quality: dict, variants: dict, teachers: dict, best_teacher: dict) -> str:
+    """The recipe's tables: teachers, the paper's comparison on the pruned student, the deployed student."""
+    data = quality["data"]
+    lines = [f"Test set: {data['source']} ({data['rows']} pairs); MAP/MRR over the {data['queries_scored']} "
+             "questions with a correct answer. bf16 inference; students: mean ± std over seeds.", "",
+             "| teacher (MiniLM-L6, 1 epoch) | MAP | MRR |", "|---|---:|---:|"]
+    lines += [f"| {name} | {ms['map']:.4f} | {ms['mrr']:.4f} |" for name, ms in teachers.items()]
+    lines += ["", "### The paper's comparison on the pruned 3L / 256 / 8 heads / FFN 1024 student", ""]
+    stages = {"c-mined-e3": ("c-mined-e3-stage1", "c-mined-e3"), "best": ("c-mined-e3-stage1", "best")}
+    minutes = {key: train_minutes(out, *stages.get(key, (key,))) for key, _ in PAPER}
+    lines += paper_table(variants, PAPER, ("map", "mrr"), "map", best_teacher["map"], minutes)
+    deployed = load(out / "bench-deployed.json")
+    if deployed:
+        lines += ["", "### The deployed student (best, seed 1) against teacher t1", ""]
+        lines += deployed_table(deployed, "map", best_teacher["map"], variants["best"]["map"], "MAP")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

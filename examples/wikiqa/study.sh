@@ -3,7 +3,9 @@
 # random-init and full-width ones, ranking losses, and stage-1 corpora. Every step skips when its output
 # is complete, so the study runs in parts:  PART=teachers|ranking|prune|corpus bash examples/wikiqa/study.sh
 #   PART=prune-kd: issue 14's three students without PKD; PART=corpus-e3: 3 stage-1 passes (issue 15);
-#   PART=prune-pkd-init: (a) with PKD from a projection initialized by the prune.
+#   PART=prune-pkd-init: (a) with PKD from a projection initialized by the prune; PART=paper: issue 21's
+#   paper comparison and best pipeline, everything it needs included (examples/wikiqa/run.sh runs it);
+#   PART=prune-e3: issue 14's (a) and (c) with 3 epochs of stage 2.
 #   WIKIQA=../shared/datasets/wikiqa OUT=runs/wq bash examples/wikiqa/study.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -98,6 +100,19 @@ if want prune-kd; then
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-prune-kd.json"
 fi
 
+# Issue 14 again with 3 epochs of stage 2 instead of 1 (2-teacher KD): does the cut student close the gap to
+# the full-width one when both train longer?
+if want prune-e3; then
+  for s in $SEEDS; do
+    train p-pruned-e3 "$s" "${PRUNED[@]}" --epochs 3
+    train p-first3-e3 "$s" --student-from "$OUT/teachers/t1" --student-layers 3 --epochs 3
+  done
+  MODELS=()
+  for s in $SEEDS; do for v in p-pruned-e3 p-first3-e3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  [ -f "$OUT/bench-quality-prune-e3.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+    --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-prune-e3.json"
+fi
+
 # Issue 15: stage-1 corpora of the same size from the same sources (WikiQA train questions and sentences,
 # QNLI questions and sentences, MRPC/SST-2/SNLI sentences as extra passages; WikiQA dev/test excluded):
 # BM25 top-4 per query, 4 random passages per query, and half of each. No original pairs in them
@@ -117,17 +132,18 @@ stage1() {  # stage1 NAME CORPUS SEED OPTIONS...: stage 1 on a labeled corpus, t
     --output "$OUT/students/$name-stage1-s$seed"
   train "$name" "$seed" --student-from "$OUT/students/$name-stage1-s$seed"
 }
-if want corpus; then
+build_corpus() {  # build_corpus NAME RANDOM_RATIO: the corpus, its teacher labels and its statistics
+  local name=$1 ratio=$2 c=$OUT/corpora/$1.jsonl
   mkdir -p "$OUT/corpora"
-  for kind in mined:0 random:1 mixed:0.5; do
-    name=${kind%%:*}; ratio=${kind##*:}; c=$OUT/corpora/$name.jsonl
-    step "$c" "corpus $name" bertdistill corpus "${TRAIN[@]}" "${SOURCES[@]}" --mine bm25 --top-k 4 \
-      --random-ratio "$ratio" --no-include-originals --seed 0 --quiet --output "$c"
-    step "$OUT/labels/$name" "label corpus $name" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
-      --max-length "$MAXLEN" --backend bf16 --quiet --output "$OUT/labels/$name"
-    [ -f "$OUT/corpora/$name.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/$name" \
-      --json "$OUT/corpora/$name.stats.json" > "$OUT/corpora/$name.stats.txt"
-  done
+  step "$c" "corpus $name" bertdistill corpus "${TRAIN[@]}" "${SOURCES[@]}" --mine bm25 --top-k 4 \
+    --random-ratio "$ratio" --no-include-originals --seed 0 --quiet --output "$c"
+  step "$OUT/labels/$name" "label corpus $name" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
+    --max-length "$MAXLEN" --backend bf16 --quiet --output "$OUT/labels/$name"
+  [ -f "$OUT/corpora/$name.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/$name" \
+    --json "$OUT/corpora/$name.stats.json" > "$OUT/corpora/$name.stats.txt"
+}
+if want corpus; then
+  for kind in mined:0 random:1 mixed:0.5; do build_corpus "${kind%%:*}" "${kind##*:}"; done
   for s in $SEEDS; do
     stage1 c-mined mined "$s"
     stage1 c-random random "$s"
@@ -149,6 +165,7 @@ fi
 # Three passes of stage 1 instead of one over the mined and the random corpus (the demo's narrow students
 # needed several): does the mined corpus's lead grow when the student has time to learn what it teaches?
 if want corpus-e3; then
+  build_corpus mined 0; build_corpus random 1
   for s in $SEEDS; do
     STAGE1_EPOCHS=3 stage1 c-mined-e3 mined "$s"
     STAGE1_EPOCHS=3 stage1 c-random-e3 random "$s"
@@ -157,6 +174,43 @@ if want corpus-e3; then
   for s in $SEEDS; do for v in c-mined-e3 c-random-e3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
   [ -f "$OUT/bench-quality-corpus-e3.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-corpus-e3.json"
+fi
+# Issue 21: the paper's comparison on the deployed student shape (the pruned 3L/256 student above), and the
+# best pipeline. Fine-tuned only, KD from t1, PKD from t1 (projection started from the pruned dimensions),
+# MKDM = r-point (2 teachers, one head each, stage 2 only), TMKD = c-mined-e3 (3 stage-1 passes over the
+# BM25-mined corpus, then r-point's stage 2); best = TMKD's stage 1, then listwise KD (score head) for 3
+# epochs instead of 1 (the best dev-MAP checkpoint is kept).
+if want paper; then
+  build_corpus mined 0
+  for s in $SEEDS; do
+    train r-point "$s" "${PRUNED[@]}"
+    STAGE1_EPOCHS=3 stage1 c-mined-e3 mined "$s"
+    step "$OUT/students/f-finetune-s$s" "fine-tuned only, seed $s" bertdistill finetune "${TRAIN[@]}" "${DEV[@]}" \
+      "${FAST[@]}" --epochs 1 --batch-size 32 --lr 1e-4 --seed "$s" --resume "${PRUNED[@]}" \
+      --output "$OUT/students/f-finetune-s$s"
+    train f-kd1 "$s" "${PRUNED[@]}" --teachers t1
+    train f-pkd1 "$s" "${PRUNED[@]}" --teachers t1 "${PKD[@]}"
+    train best "$s" --student-from "$OUT/students/c-mined-e3-stage1-s$s" "${LISTWISE[@]}" --epochs 3
+  done
+  MODELS=()
+  for s in $SEEDS; do for v in f-finetune f-kd1 f-pkd1 best; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  [ -f "$OUT/bench-quality-paper.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+    --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-paper.json"
+  # The deployed student (best, seed 1) against teacher t1, every backend, one run: speed at batch 1 and 32,
+  # and the test MAP each backend gives (what int8 or bf16 costs).
+  for m in teachers/t1 students/best-s1; do
+    step "$OUT/onnx/$(basename "$m")" "export $m" bertdistill export --model "$OUT/$m" --int8 \
+      --data "$WIKIQA/WikiQA-dev.txt" --columns query,passage,label --int8-min-agreement 0 --max-length "$MAXLEN" \
+      --output "$OUT/onnx/$(basename "$m")"
+  done
+  DEPLOY=()
+  for m in teacher=teachers/t1 student=students/best-s1; do
+    name=${m%%=*}; dir=$OUT/${m#*=}; onnx=$OUT/onnx/$(basename "$dir")
+    DEPLOY+=(--model "$name=$dir" --model "$name-bf16=$dir:bf16" --model "$name-int8=$onnx:onnx-int8")
+  done
+  [ -f "$OUT/bench-deployed.json" ] || bertdistill bench "${DEPLOY[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
+    --batch-sizes 1,32 --repeats 10 --threads 2 --json "$OUT/bench-deployed.json" --markdown "$OUT/bench-deployed.md" \
+    --plot "$OUT/bench-deployed.png"
 fi
 case $PART in all|final) ;; *) exit 0;; esac  # the parts above stop here; all and final go on
 
