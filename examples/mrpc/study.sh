@@ -84,11 +84,13 @@ if [ "$PART" != study ]; then
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-paper.json"
   # The deployed student (TMKD, seed 1) against teacher t1, every backend, one run: speed at batch 1 and 32,
   # and the test accuracy each backend gives.
-  step "$OUT/onnx/tmkd-s1" "export tmkd-s1" bertdistill export --model "$OUT/students/tmkd-s1" --int8 \
-    --data "$GLUE/MRPC/dev.tsv" --int8-min-agreement 0 --max-length "$MAXLEN" --output "$OUT/onnx/tmkd-s1"
+  for m in teachers/t1 students/tmkd-s1; do
+    step "$OUT/onnx/$(basename "$m")" "export $m" bertdistill export --model "$OUT/$m" --int8 \
+      --data "$GLUE/MRPC/dev.tsv" --int8-min-agreement 0 --max-length "$MAXLEN" --output "$OUT/onnx/$(basename "$m")"
+  done
   DEPLOY=()
-  for m in teacher=teachers/t1:t1 student=students/tmkd-s1:tmkd-s1; do
-    name=${m%%=*}; rest=${m#*=}; dir=$OUT/${rest%%:*}; onnx=$OUT/onnx/${rest##*:}
+  for m in teacher=teachers/t1 student=students/tmkd-s1; do
+    name=${m%%=*}; dir=$OUT/${m#*=}; onnx=$OUT/onnx/$(basename "$dir")
     DEPLOY+=(--model "$name=$dir" --model "$name-bf16=$dir:bf16" --model "$name-int8=$onnx:onnx-int8")
   done
   [ -f "$OUT/bench-deployed.json" ] || bertdistill bench "${DEPLOY[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
