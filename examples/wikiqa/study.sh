@@ -198,19 +198,7 @@ if want paper; then
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-paper.json"
   # The deployed student (best, seed 1) against teacher t1, every backend, one run: speed at batch 1 and 32,
   # and the test MAP each backend gives (what int8 or bf16 costs).
-  for m in teachers/t1 students/best-s1; do
-    step "$OUT/onnx/$(basename "$m")" "export $m" bertdistill export --model "$OUT/$m" --int8 \
-      --data "$WIKIQA/WikiQA-dev.txt" --columns query,passage,label --int8-min-agreement 0 --max-length "$MAXLEN" \
-      --output "$OUT/onnx/$(basename "$m")"
-  done
-  DEPLOY=()
-  for m in teacher=teachers/t1 student=students/best-s1; do
-    name=${m%%=*}; dir=$OUT/${m#*=}; onnx=$OUT/onnx/$(basename "$dir")
-    DEPLOY+=(--model "$name=$dir" --model "$name-bf16=$dir:bf16" --model "$name-int8=$onnx:onnx-int8")
-  done
-  [ -f "$OUT/bench-deployed.json" ] || bertdistill bench "${DEPLOY[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
-    --batch-sizes 1,32 --repeats 10 --threads 2 --json "$OUT/bench-deployed.json" --markdown "$OUT/bench-deployed.md" \
-    --plot "$OUT/bench-deployed.png"
+  deployed_bench students/best-s1 --data "$WIKIQA/WikiQA-dev.txt" --columns query,passage,label
 fi
 case $PART in all|final) ;; *) exit 0;; esac  # the parts above stop here; all and final go on
 
