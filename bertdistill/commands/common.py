@@ -11,6 +11,7 @@ import typer
 
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
+from bertdistill.packaged import PACKAGED
 
 DATA_PANEL = "Data"
 T = TypeVar("T")
@@ -122,7 +123,8 @@ Unlabeled = Annotated[bool, typer.Option("--unlabeled", help="Ignore any label c
 Limit = Annotated[Optional[int], typer.Option("--limit", help="Use only the first N rows.", rich_help_panel=DATA_PANEL)]
 
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", help="Hugging Face model directory or hub id (default: the packaged all-MiniLM-L6-v2).")]
+    "--model", help="Hugging Face model directory, hub id, or a packaged model's short name "
+    f"({', '.join(PACKAGED)}; default: the packaged all-MiniLM-L6-v2).")]
 MaxLength = Annotated[int, typer.Option("--max-length", help="Maximum tokens per example (pairs truncated longest-first).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per batch.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]

@@ -26,6 +26,7 @@ import torch
 
 from bertdistill.data.tokenize import (MODEL_INPUTS, length_grouped_batches, pad_batch, query_grouped_batches,
                                        sorted_batches)
+from bertdistill.devices import move_batch
 from bertdistill.errors import UserError
 from bertdistill.io import atomic_dir, check_writable_parent, is_complete, output_lock
 from bertdistill.io import read_json  # noqa: F401  (with STATE_FILE: how callers read a checkpoint's state)
@@ -45,15 +46,26 @@ class TrainSet:
     """A teacher source whose ``fetch(rows)`` adds per-row teacher targets to each batch (label stores)."""
     by_group: bool = False
     """Batches of whole query groups (ranking terms) instead of length-grouped batches."""
+    teacher_pads: dict[str, int] | None = None
+    """Teachers whose own tokenization of the rows is in ``teacher:NAME:INPUT`` columns → their pad id
+    (default: the teacher source's ``own_inputs``); a batch carries them as ``teacher_inputs[NAME]``."""
 
     def __post_init__(self):
         self.lengths = np.asarray(self.dataset["length"])
+        if self.teacher_pads is None:
+            self.teacher_pads = dict(getattr(self.teachers, "own_inputs", None) or {})
+        self._teacher_columns = {name: [c for c in self.dataset.column_names if c.startswith(f"teacher:{name}:")]
+                                 for name in self.teacher_pads}
+        missing = [name for name, cols in self._teacher_columns.items() if not cols]
+        if missing:
+            raise ValueError(f"no tokenized rows for teacher(s) {missing} in the training set")
         self._columns = [c for c in (*MODEL_INPUTS, "label", "row", "group") if c in self.dataset.column_names]
+        self._all_columns = self._columns + [c for cols in self._teacher_columns.values() for c in cols]
         self.groups = np.asarray(self.dataset["group"]) if "group" in self.dataset.column_names else None
         if self.by_group and self.groups is None:
             raise UserError("the ranking loss terms need query groups, but the training rows have none", None,
                             "give ranking data with a group (query id) column (--group-column)")
-        self._view = self.dataset.select_columns(self._columns)
+        self._view = self.dataset.select_columns(self._all_columns)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -68,6 +80,11 @@ class TrainSet:
         block = self._view[indices]
         features = [{k: block[k][i] for k in self._columns} for i in range(len(indices))]
         out = pad_batch(features, self.pad_token_id)
+        if self._teacher_columns:
+            out["teacher_inputs"] = {
+                name: pad_batch([{c.rsplit(":", 1)[1]: block[c][i] for c in cols} for i in range(len(indices))],
+                                self.teacher_pads[name])
+                for name, cols in self._teacher_columns.items()}
         if self.teachers is not None:
             out.update(self.teachers.fetch(out["row"].numpy()))
         return out
@@ -131,16 +148,6 @@ class TrainResult:
     """The kept student's metrics on the dev/eval set next to the majority baseline and the teachers'."""
 
 
-def _move(batch: dict, device) -> dict:
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, dict):
-            out[k] = {kk: vv.to(device) for kk, vv in v.items()}
-        else:
-            out[k] = v.to(device)
-    return out
-
-
 LOGS = "logs"
 CURVES_FILE = "training_curves.png"
 HISTORY_POINTS = 2000
@@ -167,11 +174,14 @@ def make_accelerator(config: TrainConfig, output: Path | None = None):
 
 
 def _optimizer(model, config: TrainConfig):
+    # Biases and normalization weights take no decay; norms are found by module type, since families name
+    # them differently (LayerNorm, sa_layer_norm, attn_norm, final_norm ...).
+    norm_params = {id(p) for m in model.modules() if "Norm" in type(m).__name__ for p in m.parameters(recurse=False)}
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+        (no_decay if name.endswith("bias") or id(param) in norm_params else decay).append(param)
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
 
@@ -200,7 +210,7 @@ def evaluate(accelerator, module, eval_set: EvalSet, batch_size: int) -> dict:
     results = []
     with torch.no_grad(), accelerator.autocast():
         for idx in mine:
-            batch = _move(eval_set.data.batch(idx), accelerator.device)
+            batch = move_batch(eval_set.data.batch(idx), accelerator.device)
             logits = student(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
             results.append((idx, logits.float().cpu().numpy()))
     if accelerator.num_processes > 1:
@@ -291,7 +301,7 @@ def train_step(accelerator, module, optimizer, scheduler, run: Run, group: list,
     terms_sum: dict[str, float] = {}
     for j, global_ids in enumerate(group):
         local_ids = global_ids[accelerator.process_index::world]
-        batch = _move(run.train_set.batch(local_ids), accelerator.device)
+        batch = move_batch(run.train_set.batch(local_ids), accelerator.device)
         teachers = run.teachers.features(batch) if run.teachers is not None else {}
         sync = contextlib.nullcontext() if j == len(group) - 1 else accelerator.no_sync(module)
         with sync:

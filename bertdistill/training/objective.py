@@ -12,6 +12,7 @@ from torch import nn
 
 from bertdistill.data.tokenize import MODEL_INPUTS
 from bertdistill.errors import UserError
+from bertdistill.families import shape_of
 from bertdistill.prune.shrink import RESIDUAL_ATTR
 from bertdistill.student.features import NOTHING, FeatureRequest, Features, use_eager_attention
 from bertdistill.training import losses
@@ -108,8 +109,12 @@ def build_objective(distill: DistillConfig | None, teachers: Sequence[TeacherInf
         raise UserError(f"{len(distill.teacher_weights)} teacher weights for {len(teachers)} teachers",
                         "--teacher-weights", f"give one weight per teacher ({names})")
     weights = objective_weights(distill, labeled, bool(teachers))
-    ctx = TermContext(student_layers=student_config.num_hidden_layers, student_width=student_config.hidden_size,
-                      student_heads=student_config.num_attention_heads, teachers=list(teachers), teacher_mode=mode,
+    shape = shape_of(student_config)
+    layers, width, heads = ((shape.layers, shape.hidden, shape.heads) if shape else
+                            (student_config.num_hidden_layers, student_config.hidden_size,
+                             student_config.num_attention_heads))
+    ctx = TermContext(student_layers=layers, student_width=width,
+                      student_heads=heads, teachers=list(teachers), teacher_mode=mode,
                       teacher_weights=distill.teacher_weights, temperature=distill.temperature,
                       kd_loss=distill.kd_loss, pkd=distill.pkd, pkd_projection=distill.pkd_projection,
                       layer_match=distill.match_layers, relation_heads=distill.relation_heads,

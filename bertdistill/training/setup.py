@@ -52,12 +52,18 @@ def _heads_for_width(state: dict, width: int, label_names: Sequence[str]) -> dic
     return {k: v[pos:pos + 1] - v[1 - pos:2 - pos] for k, v in state.items()}
 
 
-def encode_rows(tokenizer, task_data, max_length: int, groups: bool = False):
-    """Tokenized Dataset with a ``row`` column (the row's index in the data and its label store)."""
-    from bertdistill.data.tokenize import encode_task
+def encode_rows(tokenizer, task_data, max_length: int, groups: bool = False, input_names=None, teachers=None):
+    """Tokenized Dataset with a ``row`` column (the row's index in the data and its label store): the inputs
+    the student reads (``input_names``; default all), and for online teachers that tokenize differently their
+    own tokenization of the same rows (``teacher:NAME:INPUT`` columns, made once per run)."""
+    from bertdistill.data.tokenize import MODEL_INPUTS, encode_task
 
-    encoded = encode_task(tokenizer, task_data, max_length)
+    encoded = encode_task(tokenizer, task_data, max_length, input_names=input_names or MODEL_INPUTS)
     encoded = encoded.add_column("row", np.arange(len(encoded), dtype=np.int64))
+    if teachers is not None and getattr(teachers, "own_inputs", None):
+        from datasets import concatenate_datasets
+
+        encoded = concatenate_datasets([encoded, teachers.teacher_columns(task_data, max_length)], axis=1)
     if groups and task_data.has_groups:  # integer query ids: the ranking terms compare candidates of one query
         from bertdistill.metrics import _group_codes
 
@@ -197,13 +203,17 @@ def open_teachers(labels: str | None, teacher_models: list[str] | None, only: li
         specs = [(n, p) for n, p in parse_teacher_specs(list(teacher_models)) if not only or n in only]
         if specs:
             name, path = specs[0]
+            path = resolve_model(path, "--teacher")
             layers = getattr(load_config(path, trust_remote_code, option="--teacher"), "num_hidden_layers", None)
             planned = student_source_from_teacher(student_cfg, {"name": name, "path": path, "num_layers": layers})
             if planned is not None:
                 tokenizer_source = planned[0]
-        tokenizer = load_tokenizer(resolve_model(tokenizer_source, "--student-from"), trust_remote_code,
-                                   option="--student-from")
-        teachers = OnlineTeachers(teacher_models, label_names, tokenizer, trust_remote_code)
+        from bertdistill.families import input_names
+
+        student_source = resolve_model(tokenizer_source, "--student-from")
+        tokenizer = load_tokenizer(student_source, trust_remote_code, option="--student-from")
+        student_inputs = input_names(load_config(student_source, trust_remote_code, option="--student-from"))
+        teachers = OnlineTeachers(teacher_models, label_names, tokenizer, trust_remote_code, student_inputs)
         if only:
             unknown = [t for t in only if t not in teachers.names]
             if unknown:
@@ -276,6 +286,8 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     if config.train.lr is None:
         config.train.lr, student_info["default_lr"] = default_lr(student_info, teachers is not None)
     check_max_length(tokenizer, student.config, config.train.max_length)
+    if teachers is not None and hasattr(teachers, "check_max_length"):
+        teachers.check_max_length(config.train.max_length)
     head = getattr(config.student, "head", "classes")
     positive = 1
     if len(label_names) == 2:
@@ -291,14 +303,19 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     if teachers is not None:
         objective_info["teacher_source"] = teachers.describe()
     pad = tokenizer.pad_token_id or 0
-    encoded = encode_rows(tokenizer, train_data, config.train.max_length, groups=objective.needs_groups)
+    from bertdistill.families import input_names
+
+    inputs = input_names(student.config, student.classifier)
+    encoded = encode_rows(tokenizer, train_data, config.train.max_length, groups=objective.needs_groups,
+                          input_names=inputs, teachers=teachers)
     data_fp = {"train": train_data.fingerprint(), "eval": None}
     eval_set = None
     if eval_data is not None:
         teacher_logits = None
         if teachers is not None and eval_labels is not None:
             teacher_logits = teachers.eval_logits(store=eval_labels)
-        eval_set = EvalSet(TrainSet(encode_rows(tokenizer, eval_data, config.train.max_length), pad),
+        eval_set = EvalSet(TrainSet(encode_rows(tokenizer, eval_data, config.train.max_length, input_names=inputs,
+                                                teachers=teachers), pad, teacher_pads=_own_inputs(teachers)),
                            eval_data.kind, label_names,
                            labels=np.asarray(eval_data.dataset["label"]) if eval_data.has_labels else None,
                            groups=eval_data.column("group") if eval_data.has_groups else None,
@@ -335,6 +352,11 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                overwrite=config.overwrite, notes=notes)
 
 
+def _own_inputs(teachers) -> dict[str, int]:
+    """Teachers fed their own tokenization → pad id (online teachers of another tokenizer)."""
+    return dict(getattr(teachers, "own_inputs", None) or {})
+
+
 def _held_out(encoded, data, fraction: float, seed: int, label_names, teachers, pad, dev: bool):
     """(EvalSet, the remaining training rows, its description) for rows held out of the training data.
 
@@ -359,7 +381,8 @@ def _held_out(encoded, data, fraction: float, seed: int, label_names, teachers, 
         raise UserError(f"{len(encoded)} rows are too few to hold out {fraction:.0%}", "--dev-fraction",
                         "use more training data, or --no-eval")
     labels = np.asarray(data.dataset["label"])[dev_rows] if data.has_labels and dev else None
-    eval_set = EvalSet(TrainSet(encoded.select(dev_rows), pad), data.kind, label_names, labels=labels,
+    eval_set = EvalSet(TrainSet(encoded.select(dev_rows), pad, teacher_pads=_own_inputs(teachers)), data.kind,
+                       label_names, labels=labels,
                        groups=[groups[i] for i in dev_rows] if groups is not None else None,
                        teacher_logits=teachers.eval_logits(rows=dev_rows)
                        if teachers is not None and teachers.kind == "store" else None, name="dev" if dev else "held-out")

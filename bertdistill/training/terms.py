@@ -34,6 +34,8 @@ class TeacherInfo:
     online: bool = False
     stored_layers: list[int] = field(default_factory=list)
     """[CLS] layers a label store holds (offline teachers)."""
+    token_aligned: bool = True
+    """Its tokens are the student's, position by position (False: another tokenizer, run on its own inputs)."""
 
 
 @dataclass
@@ -79,6 +81,8 @@ class LossTerm(nn.Module):
     uses_teachers: ClassVar[bool] = True
     needs_groups: ClassVar[bool] = False
     """Compares the candidates of each query: batches are whole query groups with a ``group`` tensor."""
+    compares_positions: ClassVar[bool] = False
+    """Compares states token by token, so a teacher must tokenize exactly as the student does."""
 
     def __init__(self, weight: float, ctx: TermContext):
         super().__init__()
@@ -87,6 +91,14 @@ class LossTerm(nn.Module):
         if self.uses_teachers and not ctx.teachers:
             raise UserError(f"loss term {self.name!r} needs teachers", None,
                             "give --labels STORE or --teacher NAME=DIR")
+        if self.compares_positions:
+            other = [t.name for t in ctx.teachers if not t.token_aligned]
+            if other:
+                usable = ", ".join(n for n, c in TERMS.items() if c.uses_teachers and not c.compares_positions)
+                raise UserError(f"loss term {self.name!r} compares token positions, but teacher {other[0]!r} "
+                                "tokenizes differently from the student", f"--term {self.name}",
+                                f"use a teacher with the student's tokenizer for it, or terms on outputs and "
+                                f"[CLS] states ({usable})")
         if self.online_only:
             offline = [t.name for t in ctx.teachers if not t.online]
             if offline:
@@ -279,6 +291,7 @@ class _MatchedLayers(LossTerm):
     (student layer, teacher layer) pairs of ``--match-layers`` and over the teachers (their weights)."""
 
     online_only = True
+    compares_positions = True
     feature: ClassVar[str] = "hidden"
     """The ``Features`` / ``FeatureRequest`` field the term compares."""
     embeddings: ClassVar[bool] = False
@@ -348,6 +361,7 @@ class _LastLayerRelation(LossTerm):
     """MiniLM: relations of the last layers' vectors, split into R relation heads, so widths and head counts may differ."""
 
     online_only = True
+    compares_positions = True
     slots: ClassVar[tuple[int, int]] = (0, 1)
     """Which of (query, key, value) form the relation x·yᵀ."""
 
