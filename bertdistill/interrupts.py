@@ -10,6 +10,7 @@ resume exactly. A second press stops at once (``InterruptedAgain``), for a user 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
@@ -37,8 +38,9 @@ class CtrlC:
 
 
 @contextlib.contextmanager
-def ctrl_c_at_safe_points() -> Iterator[CtrlC]:
-    """Within the block, Ctrl-C only sets ``CtrlC.pressed`` (a second press raises ``InterruptedAgain``).
+def ctrl_c_at_safe_points(notice: str | None = None) -> Iterator[CtrlC]:
+    """Within the block, Ctrl-C only sets ``CtrlC.pressed`` (a second press raises ``InterruptedAgain``);
+    ``notice`` is written to stderr at the first press, so a user waiting for the safe point knows why.
     Left alone where Ctrl-C is not Python's default (ignored, or handled by the caller) or off the main thread."""
     state = CtrlC()
     if (threading.current_thread() is not threading.main_thread()
@@ -50,6 +52,9 @@ def ctrl_c_at_safe_points() -> Iterator[CtrlC]:
         state.presses += 1
         if state.presses > 1:
             raise InterruptedAgain
+        if notice:
+            with contextlib.suppress(OSError):  # the raw descriptor: no Python stream is re-entered
+                os.write(2, f"\n{notice}\n".encode())
 
     previous = signal.signal(signal.SIGINT, on_ctrl_c)
     state.active = True

@@ -453,3 +453,6 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError("file not found", str(path), "check the path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"not valid JSON ({exc})", str(path), "fix or regenerate the file") from None
+    except RecursionError:
+        raise UserError("not valid JSON here (nested thousands of levels deep)", str(path),
+                        "fix or regenerate the file") from None

@@ -865,6 +865,9 @@ CASES.update({
     "export-config-long-value-clipped": Case(
         lambda k, t: (export(k, t / "x", "--config", config_long_value(t)), t / "x"),
         ("config key 'max_length'", "characters in all")),
+    "finetune-student-config-nested-deep": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--student-from", k.teacher, "--student-config", deep_json(t)),
+                      t / "s"), ("nested thousands of levels deep",)),
     "corpus-data-config-nested-deep": Case(
         lambda k, t: ([*CORPUS, "--data-config", deep_json(t), "--output", t / "c.jsonl"], t / "c.jsonl"),
         ("nested more than",)),
@@ -999,7 +1002,7 @@ def test_corpus_covers_every_subcommand():
     commands = {name.split("-")[0] for name in CASES}
     assert {"label", "corpus", "pretrain", "finetune", "bench", "export", "predict"} <= commands
     assert {"data", "prune"} <= commands
-    assert len(CASES) >= 170
+    assert len(CASES) >= 180
 
 
 def _torch_threads() -> int:

@@ -647,16 +647,11 @@ JSON_KINDS = b"bertdistill_json_kinds"
 """Field metadata of a JSON key: the kinds of its values with where each first appears, e.g. ``text:line 1``."""
 
 
+_KINDS = {str: "text", bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}
+
+
 def _json_kind(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "list" if isinstance(value, list) else "object"
+    return None if value is None else _KINDS[type(value)]
 
 
 def _refuse_constant(name: str):
@@ -664,19 +659,27 @@ def _refuse_constant(name: str):
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        seen.add(key)
-    return dict(pairs)
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"key {twice!r} appears twice in one object")
+    return out
 
 
-def _json_value(text: str, path: Path, where: str) -> Any:
+def _json_decoder():
+    """One decoder for a whole file (json.loads with options builds one per call): strict JSON, no NaN or
+    Infinity, no key twice in an object."""
+    import json
+
+    return json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+
+
+def _json_value(decoder, text: str, path: Path, where: str) -> Any:
     import json
 
     try:
-        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+        return decoder.decode(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno})", str(path),
                         "write one JSON object per line (JSON Lines)") from None
@@ -701,7 +704,7 @@ def _json_records(path: Path) -> Iterator[tuple[str, dict]]:
         import json
 
         try:
-            records = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+            records = _json_decoder().decode(text)
         except json.JSONDecodeError as exc:
             raise UserError(f"line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno})", str(path),
                             "write a JSON array of objects, or one object per line") from None
@@ -714,10 +717,11 @@ def _json_records(path: Path) -> Iterator[tuple[str, dict]]:
                                 str(path), "write every record as an object of column: value")
             yield f"record {k}", record
         return
+    decoder = _json_decoder()
     for lineno, line in itertools.chain([first], lines):
         if not line.strip():
             continue
-        record = _json_value(line, path, f"line {lineno}")
+        record = _json_value(decoder, line, path, f"line {lineno}")
         if not isinstance(record, dict):
             raise UserError(f"line {lineno} is a JSON {_json_kind(record) or 'null'}, not an object", str(path),
                             "write one object of column: value per line (JSON Lines)")
@@ -737,10 +741,9 @@ def _read_json(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             columns = {name: [record.get(name) for _, record in chunk] for name in names}
             for name, values in columns.items():
                 seen = kinds[name]
-                for (where, _), value in zip(chunk, values):
-                    kind = _json_kind(value)
-                    if kind is not None and kind not in seen:
-                        seen[kind] = where
+                for kind in {_KINDS[type(v)] for v in values if v is not None} - seen.keys():
+                    # where this kind first appears in the chunk (the rare case: scanned once per new kind)
+                    seen[kind] = next(w for (w, _), v in zip(chunk, values) if _json_kind(v) == kind)
             arrays = [_json_column(columns[n], kinds[n]) for n in names]
             yield pa.RecordBatch.from_arrays(arrays, schema=pa.schema(
                 [_json_field(n, a.type, kinds[n]) for n, a in zip(names, arrays)]))

@@ -383,7 +383,8 @@ def train(config: TrainConfig, run: Run, show_progress: bool = True) -> TrainRes
     # inside optimizer.step() would leave some weights one step ahead of the rest and of the saved step
     # count, one inside publishing would leave half an output.
     with (output_lock(run.output) if accelerator.is_main_process else contextlib.nullcontext(),
-          ctrl_c_at_safe_points() as ctrl_c):
+          ctrl_c_at_safe_points("Ctrl-C: stopping after this update, with a checkpoint (press it again to stop "
+                                "at once, without one)") as ctrl_c):
         try:
             return _train(config, run, accelerator, show_progress, ctrl_c)
         except Diverged as exc:
