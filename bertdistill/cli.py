@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     # Library tqdm bars ("Loading weights", "Writing model shards") would interleave with our own
     # progress bars; read by huggingface_hub and transformers when they are first imported.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from bertdistill.io import forget_outputs
+
+    forget_outputs()
     try:
         code = app(args=argv, prog_name="bertdistill", standalone_mode=False)
         if isinstance(code, int) and code:
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except OSError as exc:  # disk full, read-only, I/O error... while writing: one line, exit 2
+    except Exception as exc:  # disk full, read-only, I/O error... while writing (an OSError, or a library's
+        # own exception around one: safetensors, torch.save): one line naming the path, exit 2
         from bertdistill.io import os_error_as_user_error
 
         error = os_error_as_user_error(exc)
@@ -94,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {error.line()}", err=True)
         sys.exit(2)
+    finally:
+        from bertdistill.io import forget_outputs
+
+        forget_outputs()
 
 
 if __name__ == "__main__":

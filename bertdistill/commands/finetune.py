@@ -176,8 +176,9 @@ def student_config(student_from, model, student_layers, layer_map, student_confi
 
             try:
                 shape = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"not valid JSON ({exc})", "--student-config",
+            except (json.JSONDecodeError, RecursionError) as exc:
+                problem = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                raise UserError(f"not valid JSON ({problem})", "--student-config",
                                 'write e.g. {"layers": 3, "width": 256}') from None
         else:
             shape = read_json(student_config_path)

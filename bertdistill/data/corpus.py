@@ -17,8 +17,6 @@ query and passage sources, exclusion of evaluation texts, ``score``/``rank`` col
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import numpy as np
 
 from bertdistill.data.sources import DataSpec, load_task_data
 from bertdistill.errors import UserError
-from bertdistill.io import check_output_dir, mark_written, to_jsonable, write_json
+from bertdistill.io import atomic_file, check_output_dir, mark_written, to_jsonable, write_json
 
 
 @dataclass
@@ -237,18 +235,9 @@ def draw_distinct(rng: np.random.Generator, pool_size: int, excluded: set[int], 
 
 
 def _write_jsonl(path: Path, rows) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for q, p, g, origin in rows:
-                fh.write(json.dumps({"query": q, "passage": p, "group": g, "origin": origin},
-                                    ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        for q, p, g, origin in rows:
+            fh.write(json.dumps({"query": q, "passage": p, "group": g, "origin": origin}, ensure_ascii=False) + "\n")
 
 
 def _sha256(path: Path) -> str:

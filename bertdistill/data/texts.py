@@ -140,24 +140,23 @@ def _check_readable(path: Path) -> None:
 
 def _iter_lines(source: TextSource, role: str, delimiter: str) -> Iterator[str]:
     """Lines of a headerless file: whole lines (.txt), or 1-based delimited fields (``FILE:N``)."""
-    import csv
-
     fields: list[int] | None = None
     if source.columns:
         if any(int(c) < 1 for c in source.columns):
             raise UserError("field numbers start at 1", source.describe(), "write FILE:1 for the first field")
         fields = [int(c) - 1 for c in source.columns]
-    from bertdistill.data.sources import text_lines
+    from bertdistill.data.sources import iter_delimited, text_lines
 
-    for lineno, line in text_lines(Path(source.path)):
-        if fields is not None:
-            parts = line.split("\t") if delimiter == "\t" else next(csv.reader([line], delimiter=delimiter))
+    if fields is not None:  # records as the data reader reads them (CSV: quoted fields may span lines)
+        for lineno, parts in iter_delimited(Path(source.path), delimiter):
             if max(fields) >= len(parts):
                 raise UserError(f"line {lineno} has {len(parts)} fields, field {max(fields) + 1} was asked for",
                                 source.describe(), "pick an existing field number")
             for k in fields:
                 yield parts[k]
-        elif "\t" in line:
+        return
+    for lineno, line in text_lines(Path(source.path)):
+        if "\t" in line:
             if role != "exclude":
                 raise UserError(f"line {lineno} holds tabs: this is a tab-separated file, not one text per line",
                                 source.describe(),

@@ -132,7 +132,16 @@ def _check_config(config: ExportConfig) -> None:
 
 def _export_onnx(model, file: Path, config: ExportConfig) -> None:
     """The fp32 step with this export's settings (tests swap it for a deliberately wrong graph)."""
-    export_fp32(model, file, config.exporter, config.opset, config.seed, where=config.model)
+    from bertdistill.io import os_error_as_user_error
+
+    try:
+        export_fp32(model, file, config.exporter, config.opset, config.seed, where=config.model)
+    except UserError as exc:
+        # export_fp32 words any failure as the exporter's; a full disk is no exporter problem.
+        disk = os_error_as_user_error(exc.__context__) if exc.__context__ is not None else None
+        if disk is not None:
+            raise disk from None
+        raise
 
 
 def _versions() -> dict[str, str]:

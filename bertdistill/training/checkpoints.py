@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from bertdistill.errors import UserError
-from bertdistill.io import atomic_dir, is_complete, mark_complete, read_json, write_json
+from bertdistill.io import apply_umask, atomic_dir, is_complete, mark_complete, read_json, write_json
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -46,6 +46,12 @@ class CheckpointManager:
 
     def latest(self) -> Path | None:
         return latest_checkpoint(self.output)
+
+    def remove_unfinished(self) -> None:
+        """Delete checkpoints a killed run was still writing (``.step-N.tmp``); the caller holds the output's lock."""
+        if self.accelerator.is_main_process and self.root.is_dir():
+            for leftover in self.root.glob(".step-*.tmp"):
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def clear(self) -> None:
         if self.accelerator.is_main_process and self.root.exists():
@@ -88,12 +94,19 @@ class CheckpointManager:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        acc.wait_for_everyone()
+        try:
+            acc.save_state(str(tmp))
+            acc.wait_for_everyone()
+            if main:
+                write_json(tmp / STATE_FILE, {**state, "scheduler": scheduler.state_dict(),
+                                              "checkpoint_format": CHECKPOINT_FORMAT})
+                apply_umask(tmp)
+                mark_complete(tmp)
+        except BaseException:
+            if main:  # a checkpoint that could not be written whole (disk full) leaves nothing half-written
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if main:
-            write_json(tmp / STATE_FILE, {**state, "scheduler": scheduler.state_dict(),
-                                          "checkpoint_format": CHECKPOINT_FORMAT})
-            mark_complete(tmp)
             final = self.root / name
             if final.exists():
                 shutil.rmtree(final)

@@ -28,6 +28,7 @@ from bertdistill.data.tokenize import (MODEL_INPUTS, length_grouped_batches, pad
                                        sorted_batches)
 from bertdistill.devices import move_batch
 from bertdistill.errors import UserError
+from bertdistill.interrupts import CtrlC, InterruptedAgain, ctrl_c_at_safe_points
 from bertdistill.io import atomic_dir, check_writable_parent, is_complete, output_lock
 from bertdistill.io import read_json  # noqa: F401  (with STATE_FILE: how callers read a checkpoint's state)
 from bertdistill.training.checkpoints import (CHECKPOINTS, STATE_FILE, BestTracker,  # noqa: F401
@@ -388,9 +389,14 @@ def train(config: TrainConfig, run: Run, show_progress: bool = True) -> TrainRes
     run.output = Path(run.output)
     check_writable_parent(run.output)  # before training, not at the first checkpoint or the end of a long run
     accelerator = make_accelerator(config, run.output)
-    with output_lock(run.output) if accelerator.is_main_process else contextlib.nullcontext():
+    # Ctrl-C is deferred to the boundary between two updates for the whole run (interrupts.py): an interrupt
+    # inside optimizer.step() would leave some weights one step ahead of the rest and of the saved step
+    # count, one inside publishing would leave half an output.
+    with (output_lock(run.output) if accelerator.is_main_process else contextlib.nullcontext(),
+          ctrl_c_at_safe_points("Ctrl-C: stopping after this update, with a checkpoint (press it again to stop "
+                                "at once, without one)") as ctrl_c):
         try:
-            return _train(config, run, accelerator, show_progress)
+            return _train(config, run, accelerator, show_progress, ctrl_c)
         except Diverged as exc:
             last = latest_checkpoint(run.output)
             kept = f"the last good checkpoint ({last.name}) is kept" if last else "no checkpoint was written yet"
@@ -399,7 +405,8 @@ def train(config: TrainConfig, run: Run, show_progress: bool = True) -> TrainRes
                             "train again with --overwrite") from None
 
 
-def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> TrainResult:
+def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
+           ctrl_c: CtrlC | None = None) -> TrainResult:
     output = run.output
     main = accelerator.is_main_process
     world = accelerator.num_processes
@@ -408,6 +415,7 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
                    "best_value": None, "best_step": None, "evaluations": [], "history": [],
                    "fingerprint": run.fingerprint}
     latest, _ = _start_or_resume(run, checkpoints, show_progress)
+    checkpoints.remove_unfinished()
     accelerator.wait_for_everyone()
 
     torch.manual_seed(config.seed)
@@ -477,7 +485,7 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
 
     module.train()
     stopped_by = "done"
-    loss_ema = None
+    loss_ema = state.get("loss_ema")
     session_start = time.perf_counter()
     elapsed_before = state["elapsed"]
     if latest is None and run.eval_set is not None:
@@ -485,12 +493,21 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
     last_eval_step = state["evaluations"][-1]["step"] if state["evaluations"] else -1
     # RNG state at the last update boundary: an interrupted micro-batch must not shift dropout on resume.
     rng_at_step = torch.get_rng_state()
+    # A deferred Ctrl-C stops between two updates (train). ``updating`` says whether this update has started
+    # changing weights, for a KeyboardInterrupt raised at once (a second Ctrl-C, or where the handler could
+    # not be installed): nothing is saved from there.
+    ctrl_c = ctrl_c or CtrlC()
+    updating = [False]
+    step_hook = getattr(optimizer, "optimizer", optimizer).register_step_pre_hook(
+        lambda *args: updating.__setitem__(0, True))
     try:
         while state["step"] < total and stopped_by == "done":
             epoch_batches = [b for b in run.train_set.batches(global_batch, config.seed + state["epoch"])
                              if len(b) >= world]
             position = state["batch_in_epoch"]
             while position < len(epoch_batches) and state["step"] < total:
+                if _stop_requested(ctrl_c, accelerator):
+                    raise KeyboardInterrupt
                 group = epoch_batches[position:position + config.grad_accum]
                 t0 = time.perf_counter()
                 try:
@@ -504,7 +521,9 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
                 state["examples"] += sum(len(b) for b in group)
                 state["elapsed"] = elapsed_before + time.perf_counter() - session_start
                 state["last_terms"] = terms
+                updating[0] = False  # the weights and the step count agree again
                 loss_ema = terms["loss"] if loss_ema is None else 0.9 * loss_ema + 0.1 * terms["loss"]
+                state["loss_ema"] = loss_ema  # saved with checkpoints: a resumed run reports the same final loss
                 rate = sum(len(b) for b in group) / max(1e-9, time.perf_counter() - t0)
                 lr = scheduler.get_last_lr()[0]
                 bar.update(loss=f"{loss_ema:.4f}", lr=f"{lr:.2e}", ex_s=f"{rate:.1f}")
@@ -530,15 +549,26 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
                 last_eval_step = state["step"]
                 if state["step"] < total and stopped_by == "done":
                     save_checkpoint()
-    except KeyboardInterrupt:
+        if _stop_requested(ctrl_c, accelerator):  # pressed during the last update: stop before publishing
+            raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
         bar.stop()
         if tracking:
             accelerator.end_training()
+        if isinstance(exc, InterruptedAgain) or updating[0]:
+            last = latest_checkpoint(output)
+            kept = (f"the last checkpoint (step {last.name.split('-')[1]}) is kept" if last
+                    else "no checkpoint was written yet")
+            raise UserError(f"interrupted inside update {state['step'] + 1} of {total}, so nothing was saved; {kept}",
+                            str(output), "continue with the same command plus --resume (press Ctrl-C once to stop "
+                                         "after the current update with a checkpoint)") from None
         optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng_at_step)
         save_checkpoint()
         raise UserError(f"interrupted at step {state['step']} of {total}; checkpoint saved", str(output),
                         "continue with the same command plus --resume") from None
+    finally:
+        step_hook.remove()
     bar.stop()
     if last_eval_step != state["step"]:
         run_eval(False)
@@ -569,6 +599,16 @@ def _check_weights(module, step: int) -> None:
 
 def _teacher_requests(module: DistillationModule, teachers) -> dict:
     return {info.name: module.objective.teacher_request(info) for info in teachers.infos}
+
+
+def _stop_requested(ctrl_c, accelerator) -> bool:
+    """Whether Ctrl-C was pressed (on any process: every process must stop at the same update)."""
+    if accelerator.num_processes == 1:
+        return ctrl_c.pressed
+    from accelerate.utils import reduce
+
+    flag = torch.tensor([1.0 if ctrl_c.pressed else 0.0], device=accelerator.device)
+    return bool(reduce(flag, reduction="sum").item() > 0)
 
 
 def _over_budget(elapsed: float, budget: float, world: int) -> bool:

@@ -310,12 +310,14 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                           input_names=inputs, teachers=teachers)
     data_fp = {"train": train_data.fingerprint(), "eval": None}
     eval_set = None
+    sets = {"training data": (train_data, encoded)}
     if eval_data is not None:
         teacher_logits = None
         if teachers is not None and eval_labels is not None:
             teacher_logits = teachers.eval_logits(store=eval_labels)
-        eval_set = EvalSet(TrainSet(encode_rows(tokenizer, eval_data, config.train.max_length, input_names=inputs,
-                                                teachers=teachers), pad, teacher_pads=_own_inputs(teachers)),
+        sets["eval data"] = (eval_data, encode_rows(tokenizer, eval_data, config.train.max_length,
+                                                    input_names=inputs, teachers=teachers))
+        eval_set = EvalSet(TrainSet(sets["eval data"][1], pad, teacher_pads=_own_inputs(teachers)),
                            eval_data.kind, label_names,
                            labels=np.asarray(eval_data.dataset["label"]) if eval_data.has_labels else None,
                            groups=eval_data.column("group") if eval_data.has_groups else None,
@@ -324,6 +326,10 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     elif held_out_fraction > 0:
         eval_set, encoded, data_fp["eval"] = _held_out(encoded, train_data, held_out_fraction, config.train.seed,
                                                        label_names, teachers, pad, dev=labeled)
+    from bertdistill.training.agreement import check_label_stores
+
+    objective_info["label_stores"] = check_label_stores(teachers, eval_labels, tokenizer, config.train.max_length,
+                                                        sets, notes)
     train_set = TrainSet(encoded, pad, teachers, by_group=objective.needs_groups)
     best = config.train.best_metric or default_best
     if best is None and eval_set is not None:
