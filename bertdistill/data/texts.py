@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from bertdistill.data.sources import CanonicalStream, DataSpec
+from bertdistill.data.sources import CanonicalStream, DataSpec, delimiter_of, formats_help
 from bertdistill.errors import UserError
 
 ROLES = ("query", "passage", "exclude")
-DELIMITERS = {".txt": "\t", ".tsv": "\t", ".csv": ","}
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*")
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -96,7 +95,7 @@ def iter_texts(source: TextSource, role: str) -> Iterator[str]:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     path = Path(source.path)
     _check_readable(path)
-    delimiter = DELIMITERS.get(path.suffix.lower())
+    delimiter = delimiter_of(path)
     if source.columns and not source.numbered and any(c.isdigit() for c in source.columns):
         raise UserError("columns mix names and field numbers", source.describe(),
                         "use names (file with a header) or numbers (headerless file), not both")
@@ -128,8 +127,7 @@ def _check_readable(path: Path) -> None:
     if not path.exists():
         raise UserError("file not found", str(path), "check the path (pick columns with FILE:COLUMN)")
     if path.is_dir():
-        raise UserError("is a folder, not a file", str(path),
-                        "point to a .txt/.tsv/.csv/.jsonl/.json/.parquet file")
+        raise UserError("is a folder, not a file", str(path), f"point to a {formats_help()} file")
     try:
         with path.open("rb") as fh:
             fh.read(1)
