@@ -115,8 +115,12 @@ class BestTracker:
         self.save_model = save_model
 
     def consider(self, metrics: dict, state: dict) -> bool:
-        """Record ``metrics`` of the current step; save the model when it is the best so far."""
-        if not self.metric or self.metric not in metrics:
+        """Record ``metrics`` of the current step; save the model when it is the best so far.
+
+        The evaluation before the first update (step 0) is never a candidate: the kept model must come from
+        training. (An untrained start that scored best, e.g. the majority class on a task no trained
+        evaluation beat, was published as the run's result.)"""
+        if not self.metric or self.metric not in metrics or state["step"] == 0:
             return False
         value, best = metrics[self.metric], state["best_value"]
         if best is not None and not (value < best if lower_is_better(self.metric) else value > best):
