@@ -129,6 +129,9 @@ def write_record(directory: Path, command: str, config, result, data_fp: dict, t
                     if k not in ("evaluations", "history")},
     }
     write_json(Path(directory) / "training_record.json", record)
+    from bertdistill.training.guards import write_verdict
+
+    write_verdict(directory, getattr(result, "verdict", None))
 
 
 def print_summary(result, title: str) -> None:
@@ -145,10 +148,15 @@ def print_summary(result, title: str) -> None:
                  **{k: report["majority_baseline"].get(k, "") for k in metrics}}]
         rows += [{"model": f"teacher {name}", **{k: m.get(k, "") for k in metrics}}
                  for name, m in report["teachers"].items()]
+        if report.get("baseline"):
+            rows.append({"model": f"baseline {report['baseline']['model']}",
+                         **{k: report["baseline"].get(k, "") for k in metrics}})
         print_table(rows, ["model", *metrics], title=f"{title}: the kept model on the {report['set']} set "
                                                      f"({report['rows']} rows)")
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", soft_wrap=True)
+    if report and report.get("baseline_delta"):
+        console.print(report["baseline_delta"], soft_wrap=True)
     if result.evaluations:
         keys = [k for k in result.evaluations[-1] if k not in ("epoch_end", "queries_scored", "teacher_score_spread",
                                                                "queries_without_positive")]
@@ -324,6 +332,9 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     elif held_out_fraction > 0:
         eval_set, encoded, data_fp["eval"] = _held_out(encoded, train_data, held_out_fraction, config.train.seed,
                                                        label_names, teachers, pad, dev=labeled)
+    baseline = getattr(config, "baseline", None)
+    if baseline and eval_set is not None:  # the same rows, as text, for the --baseline model
+        eval_rows = eval_data if eval_data is not None else train_data.subset(eval_set.data.dataset["row"])
     train_set = TrainSet(encoded, pad, teachers, by_group=objective.needs_groups)
     best = config.train.best_metric or default_best
     if best is None and eval_set is not None:
@@ -341,7 +352,15 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
         write_record(directory, command, config, result, data_fp, teachers, student_info, objective_info)
 
     def check_result(result) -> list[str]:
-        return _check_student(result, eval_set, teachers, getattr(config, "guards", None), best)
+        warnings = _check_student(result, eval_set, teachers, getattr(config, "guards", None), best)
+        if baseline and result.dev_report is not None:
+            from bertdistill.training.guards import baseline_metrics, baseline_line
+
+            result.dev_report["baseline"] = baseline_metrics(
+                baseline, eval_rows, label_names, config.train.max_length, config.train.eval_batch_size,
+                "bf16" if config.train.mixed_precision == "bf16" else "torch", config.student.trust_remote_code)
+            result.dev_report["baseline_delta"] = baseline_line(result.dev_report, best)
+        return warnings
 
     return Run(module=DistillationModule(student, objective), train_set=train_set, eval_set=eval_set,
                output=Path(config.output), save_model=save_model, write_extras=extras,
@@ -394,7 +413,8 @@ def _held_out(encoded, data, fraction: float, seed: int, label_names, teachers, 
 
 def _check_student(result, eval_set, teachers, guards, main: str | None) -> list[str]:
     """Warnings about the kept student on the dev/eval set (collapse, below baseline, far below teachers)."""
-    from bertdistill.training.guards import GuardConfig, check_student, majority_baseline, teacher_metrics
+    from bertdistill.training.guards import (GuardConfig, check_student, majority_baseline, run_verdict,
+                                             teacher_metrics)
 
     guards = guards or GuardConfig()
     if not result.evaluations or main is None:
@@ -407,5 +427,7 @@ def _check_student(result, eval_set, teachers, guards, main: str | None) -> list
                                       teachers.names, eval_set.groups)
     result.dev_report = {"set": eval_set.name, "rows": len(eval_set.labels), "student": kept,
                          "majority_baseline": baseline, "teachers": per_teacher}
-    return check_student(kept, main, baseline, per_teacher, guards, distilled=teachers is not None,
-                         kind=eval_set.kind)
+    warnings = check_student(kept, main, baseline, per_teacher, guards, distilled=teachers is not None,
+                             kind=eval_set.kind)
+    result.verdict = run_verdict(result.evaluations, warnings, eval_set.kind, guards)
+    return warnings

@@ -1,5 +1,5 @@
 # The shared tasks of examples/defaults (sourced by run.sh and the sweeps): the data folders (GLUE, WIKIQA, SNLI;
-# override from the environment) and train_args; ROWS is set by the caller.
+# override from the environment), train_args and failed_ok; ROWS is set by the caller.
 GLUE=${GLUE:-../shared/datasets/glue}
 WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
 SNLI=${SNLI:-../shared/datasets/snli_sample}
@@ -14,4 +14,8 @@ train_args() {  # the training data of a task, first $ROWS rows
     snli) echo "--data $SNLI/snli_1.0_dev.head.jsonl --limit $ROWS" ;;
     *) echo "unknown task $1 (snli, rte, mrpc, sst2 or wikiqa)" >&2; return 2 ;;
   esac
+}
+
+failed_ok() {  # run a training command; exit 3 (saved, marked FAILED: every evaluation collapsed) does not stop a study
+  "$@" || { local rc=$?; [ "$rc" -eq 3 ] || return "$rc"; echo "   (exit 3: collapsed; kept, marked as failed)"; }
 }
