@@ -103,6 +103,44 @@ def test_resume_refuses_training_data_changed_since_the_checkpoint(tmp_path, mon
         finetune(config, show_progress=False)
 
 
+def test_resume_may_change_what_judges_the_model_but_not_what_trains_it(tmp_path, monkeypatch):
+    """--strict, --allow-collapsed and --baseline only judge the finished model: a resumed run may change them, and a
+    checkpoint whose fingerprint holds them (or predates them) resumes. --lr still may not change."""
+    from bertdistill.errors import UserError
+    from bertdistill.io import read_json, write_json
+    from bertdistill.training import loop
+    from bertdistill.training.checkpoints import STATE_FILE
+    from bertdistill.training.finetune import finetune
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
+    real_batch = loop.TrainSet.batch
+    calls = {"n": 0}
+
+    def interrupting_batch(self, indices):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_batch(self, indices)
+
+    monkeypatch.setattr(loop.TrainSet, "batch", interrupting_batch)
+    with pytest.raises(UserError, match="--resume"):
+        finetune(_plain_config(tmp_path, train, model, save_every=1, epochs=2), show_progress=False)
+    monkeypatch.setattr(loop.TrainSet, "batch", real_batch)
+    state_file = next((tmp_path / "out" / "checkpoints").glob("step-*")) / STATE_FILE
+    state = read_json(state_file)
+    state["fingerprint"]["guards"] = {"strict": False}  # as an older version wrote it
+    write_json(state_file, state)
+    changed_lr = _plain_config(tmp_path, train, model, save_every=1, epochs=2, lr=5e-4)
+    changed_lr.resume = True
+    with pytest.raises(UserError, match=r"other settings \(train\)"):
+        finetune(changed_lr, show_progress=False)
+    config = _plain_config(tmp_path, train, model, save_every=1, epochs=2)
+    config.resume, config.guards.strict, config.guards.allow_collapsed = True, True, True
+    result = finetune(config, show_progress=False)
+    assert result.steps == 8 and (tmp_path / "out" / ".complete").is_file()
+
+
 def test_a_second_writer_of_one_output_is_refused_with_the_holders_pid(tmp_path):
     import os
 

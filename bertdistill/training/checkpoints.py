@@ -23,6 +23,11 @@ CHECKPOINT_FORMAT = 2
 """2: the trained module is the student plus the loss terms' parameters (projections)."""
 
 
+NOT_FINGERPRINTED = ("guards", "baseline")
+"""Run settings that judge the finished model but do not change training: a resumed run may change them, and a
+checkpoint made before they existed still resumes."""
+
+
 def latest_checkpoint(output: Path) -> Path | None:
     root = Path(output) / CHECKPOINTS
     if not root.is_dir():
@@ -54,6 +59,8 @@ class CheckpointManager:
     def read_state(self, path: Path, fingerprint: dict | None) -> dict:
         """The saved trainer state, refused when it was made with other settings or by an older version."""
         saved = read_json(path / STATE_FILE)
+        if saved.get("fingerprint"):
+            saved["fingerprint"] = {k: v for k, v in saved["fingerprint"].items() if k not in NOT_FINGERPRINTED}
         if fingerprint is not None and saved.get("fingerprint") != fingerprint:
             old, new = saved.get("fingerprint") or {}, fingerprint
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

@@ -100,6 +100,10 @@ def run_fingerprint(config) -> dict:
     data = to_jsonable(config)
     data.pop("resume", None)
     data.pop("overwrite", None)
+    from bertdistill.training.checkpoints import NOT_FINGERPRINTED
+
+    for key in NOT_FINGERPRINTED:  # they judge the finished model; training does not depend on them
+        data.pop(key, None)
     for key in ("time_budget", "report_to", "log_every"):
         data.get("train", {}).pop(key, None)
     return data
