@@ -1,6 +1,8 @@
 """The ``bertdistill`` command: parses options and calls library functions, one module per command.
 
-User errors print one line (what, where, how to fix) and exit 2; ``--debug`` shows the traceback.
+User errors print one line (what, where, how to fix) and exit 2; ``--debug`` shows the traceback. A training run
+that saved its model but failed (every evaluation collapsed, or a ``--strict`` check) prints its one-line
+verdict and exits 3 (``errors.EXIT_RUN_FAILED``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ except ImportError:  # pragma: no cover
 
 from bertdistill import __version__
 from bertdistill.commands import bench, corpus, data, export, finetune, label, predict, pretrain, prune
-from bertdistill.errors import UserError
+from bertdistill.errors import RunFailed, UserError
 
 app = typer.Typer(
     name="bertdistill",
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     except _Abort:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except RunFailed as exc:  # before UserError, its base class
+        if debug:
+            raise
+        typer.echo(f"failed: {exc.line()}", err=True)
+        sys.exit(exc.exit_code)
     except UserError as exc:
         if debug:
             raise

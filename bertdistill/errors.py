@@ -31,3 +31,20 @@ class UserError(Exception):
         if self.fix:
             parts.append(f"fix: {clip(self.fix)}")
         return " — ".join(parts)
+
+
+EXIT_RUN_FAILED = 3
+"""Exit status of a training run that finished and saved its model, but failed: every evaluation collapsed, or a
+--strict check failed. Distinct from bad input (2) so that scripts can tell "nothing ran" from "ran, no result"."""
+
+
+class RunFailed(UserError):
+    """A training run whose model was saved but marked as failed (``FAILED`` in its folder, the verdict in its
+    record). The CLI prints ``failed: <where>: <verdict> — fix: ...`` and exits ``EXIT_RUN_FAILED``. A
+    UserError subclass so that callers that caught --strict failures as UserError still do."""
+
+    exit_code = EXIT_RUN_FAILED
+
+    def __init__(self, what: str, where: str | None = None, fix: str | None = None, result=None):
+        super().__init__(what, where, fix)
+        self.result = result

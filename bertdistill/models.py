@@ -32,6 +32,7 @@ def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model
         if not (path / "config.json").is_file():
             raise UserError("is not a model directory (no config.json)", text,
                             f"pass {option} a Hugging Face model directory or hub id")
+        _warn_if_failed(path, option)
         return text
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text:
         raise UserError("model directory not found", text, f"check the path given to {option}")
@@ -39,6 +40,24 @@ def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model
     if packaged is not None:
         return packaged
     return text  # a hub id: loading it needs the network
+
+
+_FAILED_SEEN: set[str] = set()
+
+
+def _warn_if_failed(path: Path, option: str) -> None:
+    """One warning line (once per folder and process) when a model's training run marked it as failed."""
+    from bertdistill.training.guards import FAILED_MARKER
+
+    marker = path / FAILED_MARKER
+    key = str(path.resolve())
+    if not marker.is_file() or key in _FAILED_SEEN:
+        return
+    _FAILED_SEEN.add(key)
+    from bertdistill.ui import err_console
+
+    verdict = (marker.read_text(errors="replace").strip().splitlines() or ["failed"])[0]
+    err_console.print(f"warning: {option} {path} was marked as failed by its training run ({verdict})", soft_wrap=True)
 
 
 def _hub_error(model: str, exc: Exception, option: str) -> UserError:

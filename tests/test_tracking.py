@@ -21,7 +21,7 @@ def test_tensorboard_history_and_curves(tmp_path):
     out = tmp_path / "run"
     r = run_cli("finetune", "--data", data, "--eval-data", data, "--model", model, "--epochs", 2, "--batch-size", 8,
                 "--lr", "1e-3", "--max-length", 32, "--save-every", 1000, "--report-to", "tensorboard",
-                "--output", out)
+                "--allow-collapsed", "--output", out)
     assert r.code == 0, r.err
     record = json.loads((out / "training_record.json").read_text())
     history = record["history"]

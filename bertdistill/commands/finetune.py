@@ -204,7 +204,7 @@ def _fields(data_prefix: str) -> dict[str, tuple[str, ...]]:
                                                                 "intermediate")),
         "term": ("distill.terms",), "overwrite": ("overwrite",), "resume": ("resume",),
         "eval_fraction": ("eval_fraction",), "dev_fraction": ("dev_fraction",), "no_eval": ("dev_fraction",),
-        "strict": ("guards.strict",)})
+        "strict": ("guards.strict",), "allow_collapsed": ("guards.allow_collapsed",), "baseline": ("baseline",)})
     for name in ("alpha", "temperature", "kd_loss", "teacher_mode", "teacher_weights", "teachers", "pkd",
                  "pkd_beta", "pkd_projection", "match_layers", "relation_heads"):
         fields[name] = (f"distill.{name}",)
@@ -251,8 +251,15 @@ def command(
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Hold out no dev split: train on every row, no evaluation.",
                                           rich_help_panel=TRAIN)] = False,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Fail when the kept student collapsed, is below the majority baseline or far below the "
-                         "teachers on the dev set (else a warning).", rich_help_panel=TRAIN)] = False,
+        "--strict", help="Fail (exit 3, the model saved and marked FAILED) when the kept student collapsed, is "
+                         "below the majority baseline or far below the teachers on the dev set (else a warning).",
+        rich_help_panel=TRAIN)] = False,
+    allow_collapsed: Annotated[bool, typer.Option(
+        "--allow-collapsed", help="Accept a run whose every evaluation predicted one class (default: exit 3, the "
+                                  "model saved and marked FAILED).", rich_help_panel=TRAIN)] = False,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="A model trained on this task (e.g. the student fine-tuned alone), scored on the same "
+                           "dev/eval rows and shown next to the kept student.", rich_help_panel=TRAIN)] = None,
     overwrite: c.Overwrite = False, resume: Resume = False, trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.training.config import DistillConfig, FinetuneConfig, TrainConfig
@@ -278,11 +285,12 @@ def command(
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
                               pkd_projection=pkd_projection, terms=term_weights(term), match_layers=match_layers,
                               relation_heads=relation_heads),
-        dev_fraction=0.0 if no_eval else dev_fraction, guards=GuardConfig(strict=strict),
+        dev_fraction=0.0 if no_eval else dev_fraction,
+        guards=GuardConfig(strict=strict, allow_collapsed=allow_collapsed), baseline=baseline,
         overwrite=overwrite, resume=resume)
     config = c.with_config_file(config, config_file, _fields("train_data"))
     c.require(config.output, "--output", "add --output DIR (the model directory to create)")
     c.guard_outputs(config.output, *c.spec_inputs(config.train_data), *c.spec_inputs(config.eval_data), data_config,
                     eval_data_config, config.labels, config.eval_labels, config.student.source, student_config_path,
-                    list(config.teacher_models or []))
+                    list(config.teacher_models or []), config.baseline)
     finetune(config)

@@ -23,6 +23,11 @@ CHECKPOINT_FORMAT = 2
 """2: the trained module is the student plus the loss terms' parameters (projections)."""
 
 
+NOT_FINGERPRINTED = ("guards", "baseline")
+"""Run settings that judge the finished model but do not change training: a resumed run may change them, and a
+checkpoint made before they existed still resumes."""
+
+
 def latest_checkpoint(output: Path) -> Path | None:
     root = Path(output) / CHECKPOINTS
     if not root.is_dir():
@@ -60,6 +65,8 @@ class CheckpointManager:
     def read_state(self, path: Path, fingerprint: dict | None) -> dict:
         """The saved trainer state, refused when it was made with other settings or by an older version."""
         saved = read_json(path / STATE_FILE)
+        if saved.get("fingerprint"):
+            saved["fingerprint"] = {k: v for k, v in saved["fingerprint"].items() if k not in NOT_FINGERPRINTED}
         if fingerprint is not None and saved.get("fingerprint") != fingerprint:
             old, new = saved.get("fingerprint") or {}, fingerprint
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -128,8 +135,12 @@ class BestTracker:
         self.save_model = save_model
 
     def consider(self, metrics: dict, state: dict) -> bool:
-        """Record ``metrics`` of the current step; save the model when it is the best so far."""
-        if not self.metric or self.metric not in metrics:
+        """Record ``metrics`` of the current step; save the model when it is the best so far.
+
+        The evaluation before the first update (step 0) is never a candidate: the kept model must come from
+        training. (An untrained start that scored best, e.g. the majority class on a task no trained
+        evaluation beat, was published as the run's result.)"""
+        if not self.metric or self.metric not in metrics or state["step"] == 0:
             return False
         value, best = metrics[self.metric], state["best_value"]
         if best is not None and not (value < best if lower_is_better(self.metric) else value > best):

@@ -45,6 +45,24 @@ def default_updates(updates_per_epoch: int) -> int:
     return max(three, min(MIN_DEFAULT_UPDATES, math.ceil(MAX_DEFAULT_EPOCHS * updates_per_epoch)))
 
 
+SHORT_RUN_SHARE = 0.5
+"""An explicit --epochs/--max-steps giving fewer than this share of the default updates gets a warning."""
+
+
+def short_run_warning(total: int, updates_per_epoch: int, config: "TrainConfig") -> str | None:
+    """One warning line when an explicit --epochs/--max-steps gives far fewer updates than the defaults would
+    run (3-layer students collapsed to one class at 87 and 108 updates: examples/defaults/RESULTS.md)."""
+    if config.max_steps is None and config.epochs is None:
+        return None
+    default = default_updates(updates_per_epoch)
+    if total >= SHORT_RUN_SHARE * default:
+        return None
+    given = f"--max-steps {config.max_steps}" if config.max_steps else f"--epochs {config.epochs:g}"
+    return (f"{given} gives {total} update{'s' if total != 1 else ''} ({updates_per_epoch} per epoch), under half of the {default} that the "
+            f"measured defaults run (3-layer students collapsed to one class at 87 and 108 updates); leave "
+            f"{given.split()[0]} out for the default length")
+
+
 @dataclass
 class TrainConfig:
     """The optimization loop shared by finetune and pretrain-student."""
@@ -199,6 +217,9 @@ class FinetuneConfig:
     """Without eval data: share of the training rows held out as a dev set (whole queries for ranking data;
     at most 2,000 rows; none below 200 training rows); 0 = no evaluation (--no-eval)."""
     guards: GuardConfig = field(default_factory=GuardConfig)
+    baseline: str | None = None
+    """A model trained on the same task (the student fine-tuned alone, say), scored on the same dev/eval rows and
+    shown next to the kept student, so the run says whether distillation helped."""
     overwrite: bool = False
     resume: bool = False
 

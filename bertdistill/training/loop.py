@@ -33,7 +33,8 @@ from bertdistill.io import atomic_dir, check_writable_parent, is_complete, outpu
 from bertdistill.io import read_json  # noqa: F401  (with STATE_FILE: how callers read a checkpoint's state)
 from bertdistill.training.checkpoints import (CHECKPOINTS, STATE_FILE, BestTracker,  # noqa: F401
                                               CheckpointManager, latest_checkpoint)
-from bertdistill.training.config import DEFAULT_EPOCHS, MIN_DEFAULT_UPDATES, TrainConfig, default_updates
+from bertdistill.training.config import (DEFAULT_EPOCHS, MIN_DEFAULT_UPDATES, TrainConfig, default_updates,
+                                         short_run_warning)
 from bertdistill.training.objective import DistillationModule
 
 
@@ -147,6 +148,10 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     dev_report: dict | None = None
     """The kept student's metrics on the dev/eval set next to the majority baseline and the teachers'."""
+    verdict: dict | None = None
+    """``guards.run_verdict``: ok, or failed (every evaluation collapsed, or a --strict check); set by the checks."""
+    length_warning: str | None = None
+    """An explicit --epochs/--max-steps far below the default length (``config.short_run_warning``)."""
 
 
 LOGS = "logs"
@@ -437,6 +442,11 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
             err_console.print(f"length: {total} updates ({total / updates_per_epoch:.3g} epochs of "
                               f"{updates_per_epoch}; the default is {DEFAULT_EPOCHS:g} epochs and at least "
                               f"{MIN_DEFAULT_UPDATES} updates)")
+    short_run = short_run_warning(total, updates_per_epoch, config)
+    if short_run and show_progress and accelerator.is_main_process:
+        from bertdistill.ui import err_console
+
+        err_console.print(f"warning: {short_run}", soft_wrap=True)
     log_every = config.log_every or max(1, math.ceil(total / HISTORY_POINTS))
     tracking = config.report_to != "none"
     if tracking:
@@ -584,7 +594,7 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
                          evaluations=state["evaluations"], history=state["history"],
                          train_seconds=round(state["elapsed"], 2),
                          examples_per_second=round(state["examples"] / max(state["elapsed"], 1e-9), 2),
-                         stopped_by=stopped_by, final_loss=loss_ema)
+                         stopped_by=stopped_by, final_loss=loss_ema, length_warning=short_run)
     if run.check_result is not None:
         result.warnings = run.check_result(result)
     publish(accelerator, run, best, state, result, config.keep_checkpoints or stopped_by != "done")

@@ -100,6 +100,10 @@ def run_fingerprint(config) -> dict:
     data = to_jsonable(config)
     data.pop("resume", None)
     data.pop("overwrite", None)
+    from bertdistill.training.checkpoints import NOT_FINGERPRINTED
+
+    for key in NOT_FINGERPRINTED:  # they judge the finished model; training does not depend on them
+        data.pop(key, None)
     for key in ("time_budget", "report_to", "log_every"):
         data.get("train", {}).pop(key, None)
     return data
@@ -129,6 +133,9 @@ def write_record(directory: Path, command: str, config, result, data_fp: dict, t
                     if k not in ("evaluations", "history")},
     }
     write_json(Path(directory) / "training_record.json", record)
+    from bertdistill.training.guards import write_verdict
+
+    write_verdict(directory, getattr(result, "verdict", None))
 
 
 def print_summary(result, title: str) -> None:
@@ -145,10 +152,15 @@ def print_summary(result, title: str) -> None:
                  **{k: report["majority_baseline"].get(k, "") for k in metrics}}]
         rows += [{"model": f"teacher {name}", **{k: m.get(k, "") for k in metrics}}
                  for name, m in report["teachers"].items()]
+        if report.get("baseline"):
+            rows.append({"model": f"baseline {report['baseline']['model']}",
+                         **{k: report["baseline"].get(k, "") for k in metrics}})
         print_table(rows, ["model", *metrics], title=f"{title}: the kept model on the {report['set']} set "
                                                      f"({report['rows']} rows)")
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", soft_wrap=True)
+    if report and report.get("baseline_delta"):
+        console.print(report["baseline_delta"], soft_wrap=True)
     if result.evaluations:
         keys = [k for k in result.evaluations[-1] if k not in ("epoch_end", "queries_scored", "teacher_score_spread",
                                                                "queries_without_positive")]
@@ -330,6 +342,9 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
 
     objective_info["label_stores"] = check_label_stores(teachers, eval_labels, tokenizer, config.train.max_length,
                                                         sets, notes)
+    baseline = getattr(config, "baseline", None)
+    if baseline and eval_set is not None:  # the same rows, as text, for the --baseline model
+        eval_rows = eval_data if eval_data is not None else train_data.subset(eval_set.data.dataset["row"])
     train_set = TrainSet(encoded, pad, teachers, by_group=objective.needs_groups)
     best = config.train.best_metric or default_best
     if best is None and eval_set is not None:
@@ -347,7 +362,15 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
         write_record(directory, command, config, result, data_fp, teachers, student_info, objective_info)
 
     def check_result(result) -> list[str]:
-        return _check_student(result, eval_set, teachers, getattr(config, "guards", None), best)
+        warnings = _check_student(result, eval_set, teachers, getattr(config, "guards", None), best)
+        if baseline and result.dev_report is not None:
+            from bertdistill.training.guards import baseline_metrics, baseline_line
+
+            result.dev_report["baseline"] = baseline_metrics(
+                baseline, eval_rows, label_names, config.train.max_length, config.train.eval_batch_size,
+                "bf16" if config.train.mixed_precision == "bf16" else "torch", config.student.trust_remote_code)
+            result.dev_report["baseline_delta"] = baseline_line(result.dev_report, best)
+        return warnings
 
     return Run(module=DistillationModule(student, objective), train_set=train_set, eval_set=eval_set,
                output=Path(config.output), save_model=save_model, write_extras=extras,
@@ -400,7 +423,8 @@ def _held_out(encoded, data, fraction: float, seed: int, label_names, teachers, 
 
 def _check_student(result, eval_set, teachers, guards, main: str | None) -> list[str]:
     """Warnings about the kept student on the dev/eval set (collapse, below baseline, far below teachers)."""
-    from bertdistill.training.guards import GuardConfig, check_student, majority_baseline, teacher_metrics
+    from bertdistill.training.guards import (GuardConfig, check_student, majority_baseline, run_verdict,
+                                             teacher_metrics)
 
     guards = guards or GuardConfig()
     if not result.evaluations or main is None:
@@ -413,5 +437,7 @@ def _check_student(result, eval_set, teachers, guards, main: str | None) -> list
                                       teachers.names, eval_set.groups)
     result.dev_report = {"set": eval_set.name, "rows": len(eval_set.labels), "student": kept,
                          "majority_baseline": baseline, "teachers": per_teacher}
-    return check_student(kept, main, baseline, per_teacher, guards, distilled=teachers is not None,
-                         kind=eval_set.kind)
+    warnings = check_student(kept, main, baseline, per_teacher, guards, distilled=teachers is not None,
+                             kind=eval_set.kind)
+    result.verdict = run_verdict(result.evaluations, warnings, eval_set.kind, guards)
+    return warnings
