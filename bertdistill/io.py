@@ -20,6 +20,10 @@ from typing import Any, Iterator
 
 from bertdistill.errors import UserError
 
+FAILED_MARKER = "FAILED"
+"""File in a model folder whose training run failed (collapsed at every evaluation, or a --strict check): its
+verdict line. The folder is complete (``.complete``), so it can be inspected and replaced with --overwrite."""
+
 COMPLETE_MARKER = ".complete"
 
 
@@ -456,3 +460,19 @@ def read_json(path: str | os.PathLike) -> Any:
     except RecursionError:
         raise UserError("not valid JSON here (nested thousands of levels deep)", str(path),
                         "fix or regenerate the file") from None
+
+
+def hash_file(path: str | os.PathLike, digest=None):
+    """``digest`` (a new sha256 by default) updated with the file's bytes, read in 4 MB blocks."""
+    import hashlib
+
+    digest = digest if digest is not None else hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    return hash_file(path).hexdigest()

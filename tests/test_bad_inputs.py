@@ -904,10 +904,12 @@ CASES.update({
     "pretrain-warmup-ratio-1": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--warmup-ratio", "1"),
                                                   t / "s"), ("--warmup-ratio 1",)),
     # a write that fails (file system full, quota, size limit): one line naming the output and its free space
-    "finetune-write-fails": Case(lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--no-eval"),
-                                               t / "s"),
+    # A run long enough not to be warned about its length (the first checkpoint write fails anyway).
+    "finetune-write-fails": Case(lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--no-eval",
+                                                        "--max-steps", "200"), t / "s"),
                                  ("cannot write", "free on that disk"), file_size_limit=16_000, names_output=True),
-    "pretrain-write-fails": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--max-length", "64"), t / "s"),
+    "pretrain-write-fails": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--max-length", "64",
+                                                        "--max-steps", "200", "--eval-fraction", "0"), t / "s"),
                                  ("cannot write", "free on that disk"), file_size_limit=16_000, names_output=True),
     "export-write-fails": Case(lambda k, t: (export(k, t / "x"), t / "x"), ("cannot write", "free on that disk"),
                                file_size_limit=16_000, names_output=True),

@@ -1,7 +1,7 @@
 """Measured defaults (issue 20): run length from the data size, learning rate from what is trained."""
 
 from bertdistill.training.config import MIN_DEFAULT_UPDATES, STUDENT_LR, TEACHER_LR, TrainConfig, default_updates
-from bertdistill.training.setup import default_lr
+from bertdistill.training.student_setup import default_lr
 
 
 def test_default_updates_three_epochs_on_large_data():
@@ -70,7 +70,8 @@ class _Teachers:
 
 def test_a_smaller_student_starts_from_the_first_teachers_layers(tmp_path):
     from bertdistill.training.config import StudentConfig
-    from bertdistill.training.setup import first_teacher, student_source_from_teacher
+    from bertdistill.training.student_setup import student_source_from_teacher
+    from bertdistill.training.teacher_source import first_teacher
 
     t1, t2 = tmp_path / "t1", tmp_path / "t2"
     t1.mkdir(), t2.mkdir()

@@ -252,9 +252,9 @@ def test_an_mpnet_teacher_teaches_a_bert_student_online_and_offline(tmp_path):
     from bertdistill.data.sources import DataSpec, load_task_data
     from bertdistill.student.config import StudentConfig
     from bertdistill.teachers.store import LabelStore
-    from bertdistill.training import setup
+    from bertdistill.training import setup, student_setup
     from bertdistill.training.config import DistillConfig
-    from bertdistill.training.loop import TrainSet
+    from bertdistill.training.batches import TrainSet
     from bertdistill.training.objective import DistillationModule, build_objective
     from bertdistill.training.teacher_source import OnlineTeachers, StoreTeachers
 
@@ -266,7 +266,7 @@ def test_an_mpnet_teacher_teaches_a_bert_student_online_and_offline(tmp_path):
         "--max-length", 64)
 
     data = load_task_data(DataSpec(path=str(pairs)))
-    model, tok, _ = setup.build_student(StudentConfig(source=str(student_dir), layers=2), ["0", "1"], ["classifier"], 0)
+    model, tok, _ = student_setup.build_student(StudentConfig(source=str(student_dir), layers=2), ["0", "1"], ["classifier"], 0)
     online = OnlineTeachers([f"mp={mpnet}"], ["0", "1"], tok, student_inputs=("input_ids", "attention_mask",
                                                                               "token_type_ids"))
     assert online.infos[0].token_aligned is False and "mp" in online.own_inputs

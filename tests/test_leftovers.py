@@ -146,13 +146,13 @@ def test_export_killed_mid_write_leaves_a_folder_the_next_run_removes(kit, tmp_p
 
 
 def test_resume_removes_a_checkpoint_a_killed_run_was_writing(kit, tmp_path, monkeypatch):
-    from bertdistill.training import loop
+    from bertdistill.training import batches
 
     teacher, train, _ = kit
     out = tmp_path / "s"
     argv = ["finetune", "--data", train, "--model", teacher, "--no-eval", "--max-steps", "4", "--batch-size", "8",
             "--max-length", "32", "--save-every", "1", "--output", out, "--resume"]
-    real_batch = loop.TrainSet.batch
+    real_batch = batches.TrainSet.batch
 
     def stop_at_batch(n: int):
         calls = []
@@ -165,16 +165,16 @@ def test_resume_removes_a_checkpoint_a_killed_run_was_writing(kit, tmp_path, mon
 
         return batch
 
-    monkeypatch.setattr(loop.TrainSet, "batch", stop_at_batch(3))
+    monkeypatch.setattr(batches.TrainSet, "batch", stop_at_batch(3))
     assert "interrupted at step 2" in run_cli(*argv).err
     # As if a later run was killed while writing a checkpoint: a half-written step folder.
     half = out / "checkpoints" / ".step-7.tmp"
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"\0" * 10)
-    monkeypatch.setattr(loop.TrainSet, "batch", stop_at_batch(2))
+    monkeypatch.setattr(batches.TrainSet, "batch", stop_at_batch(2))
     assert "interrupted at step 3" in run_cli(*argv).err
     assert not half.exists() and (out / "checkpoints" / "step-3" / ".complete").is_file()
-    monkeypatch.setattr(loop.TrainSet, "batch", real_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", real_batch)
     ok(*argv)
     assert (out / ".complete").is_file() and not (out / "checkpoints").exists()
 

@@ -56,7 +56,7 @@ def test_curves_note_without_matplotlib(tmp_path, monkeypatch):
     import builtins
 
     from bertdistill.training.curves import SKIP_NOTE, write_curves
-    from bertdistill.training.loop import TrainResult
+    from bertdistill.training.run import TrainResult
 
     real = builtins.__import__
 

@@ -78,12 +78,12 @@ def test_non_finite_training_options_are_one_line_errors(tmp_path, option, value
 
 def test_resume_refuses_training_data_changed_since_the_checkpoint(tmp_path, monkeypatch):
     from bertdistill.errors import UserError
-    from bertdistill.training import loop
+    from bertdistill.training import batches
     from bertdistill.training.finetune import finetune
 
     model = make_tiny_bert(tmp_path / "m", layers=2)
     train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
-    real_batch = loop.TrainSet.batch
+    real_batch = batches.TrainSet.batch
     calls = {"n": 0}
 
     def interrupting_batch(self, indices):
@@ -92,10 +92,10 @@ def test_resume_refuses_training_data_changed_since_the_checkpoint(tmp_path, mon
             raise KeyboardInterrupt
         return real_batch(self, indices)
 
-    monkeypatch.setattr(loop.TrainSet, "batch", interrupting_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", interrupting_batch)
     with pytest.raises(UserError, match="--resume"):
         finetune(_plain_config(tmp_path, train, model, save_every=1, epochs=2), show_progress=False)
-    monkeypatch.setattr(loop.TrainSet, "batch", real_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", real_batch)
     write_toy_pairs(train, n=32, seed=2)  # same size and columns, other rows
     config = _plain_config(tmp_path, train, model, save_every=1, epochs=2)
     config.resume = True
@@ -108,13 +108,13 @@ def test_resume_may_change_what_judges_the_model_but_not_what_trains_it(tmp_path
     checkpoint whose fingerprint holds them (or predates them) resumes. --lr still may not change."""
     from bertdistill.errors import UserError
     from bertdistill.io import read_json, write_json
-    from bertdistill.training import loop
+    from bertdistill.training import batches
     from bertdistill.training.checkpoints import STATE_FILE
     from bertdistill.training.finetune import finetune
 
     model = make_tiny_bert(tmp_path / "m", layers=2)
     train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
-    real_batch = loop.TrainSet.batch
+    real_batch = batches.TrainSet.batch
     calls = {"n": 0}
 
     def interrupting_batch(self, indices):
@@ -123,10 +123,10 @@ def test_resume_may_change_what_judges_the_model_but_not_what_trains_it(tmp_path
             raise KeyboardInterrupt
         return real_batch(self, indices)
 
-    monkeypatch.setattr(loop.TrainSet, "batch", interrupting_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", interrupting_batch)
     with pytest.raises(UserError, match="--resume"):
         finetune(_plain_config(tmp_path, train, model, save_every=1, epochs=2), show_progress=False)
-    monkeypatch.setattr(loop.TrainSet, "batch", real_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", real_batch)
     state_file = next((tmp_path / "out" / "checkpoints").glob("step-*")) / STATE_FILE
     state = read_json(state_file)
     state["fingerprint"]["guards"] = {"strict": False}  # as an older version wrote it

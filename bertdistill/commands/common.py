@@ -340,3 +340,11 @@ def guard_outputs(outputs, *inputs) -> None:
 def spec_inputs(spec) -> list:
     """The local files a data spec reads."""
     return [spec.path] if spec is not None and getattr(spec, "path", None) else []
+
+
+def backends_help() -> str:
+    """The --backend help from the backend registry."""
+    from bertdistill.inference import registered_backends
+
+    return ("auto (the first backend that loads the folder: torch for a model directory, onnx for an export), "
+            + ", ".join(f"{b.name} ({b.kind})" for b in registered_backends()) + ".")

@@ -25,7 +25,7 @@ from bertdistill.data.corpus_spec import CorpusConfig, CorpusReport, draw_distin
 from bertdistill.data.mining import mine_corpus
 from bertdistill.data.sources import DataSpec, load_task_data
 from bertdistill.errors import UserError
-from bertdistill.io import atomic_file, check_output_dir, mark_written, to_jsonable, write_json
+from bertdistill.io import atomic_file, file_sha256, check_output_dir, mark_written, to_jsonable, write_json
 
 
 def build_corpus(config: CorpusConfig) -> CorpusReport:
@@ -141,6 +141,4 @@ def _write_jsonl(path: Path, rows) -> None:
 
 
 def _sha256(path: Path) -> str:
-    from bertdistill.data.sources import file_sha256
-
     return file_sha256(path)

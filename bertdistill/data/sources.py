@@ -10,7 +10,6 @@ import csv
 import contextlib
 import hashlib
 import itertools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 from datasets.fingerprint import generate_random_fingerprint
 
 from bertdistill.errors import UserError
+from bertdistill.io import file_sha256  # noqa: F401  (callers read it from here too)
 
 TASK_KINDS = ("pair", "single", "ranking")
 
@@ -819,14 +819,6 @@ def spec_with(spec: DataSpec, **changes: Any) -> DataSpec:
     from dataclasses import replace
 
     return replace(spec, **changes)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from functools import partial
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -61,5 +62,13 @@ def model_input_names(model, tokenizer=None) -> tuple[str, ...]:
     return input_names(model.config, model)
 
 
-register_backend(Backend("torch", load_torch, reads_onnx=False, hidden_states=True))
-register_backend(Backend("bf16", partial(load_torch, bf16=True), reads_onnx=False, hidden_states=True))
+def is_model_dir(path: Path) -> bool:
+    """A Hugging Face model directory with PyTorch weights (safetensors, or a .bin)."""
+    return (path / "config.json").is_file() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin")))
+
+
+_READS = "a PyTorch model (a Hugging Face model directory with its weights)"
+_MAKE = "give the Hugging Face model directory the export was made from"
+register_backend(Backend("torch", load_torch, is_model_dir, "PyTorch", _READS, hidden_states=True, how_to_make=_MAKE))
+register_backend(Backend("bf16", partial(load_torch, bf16=True), is_model_dir, "PyTorch", _READS, hidden_states=True,
+                         how_to_make=_MAKE))

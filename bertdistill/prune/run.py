@@ -151,13 +151,9 @@ def _encode(tokenizer, data, max_length: int, input_names) -> dict[str, list]:
 
 
 def _pad(enc: dict[str, list], rows: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    longest = max(len(enc["input_ids"][r]) for r in rows)
-    out = {}
-    for key, values in enc.items():
-        pad = pad_id if key == "input_ids" else 0
-        out[key] = torch.tensor([list(values[r]) + [pad] * (longest - len(values[r])) for r in rows],
-                                dtype=torch.long)
-    return out
+    from bertdistill.data.tokenize import pad_batch
+
+    return pad_batch([{k: values[r] for k, values in enc.items()} for r in rows], pad_id)
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

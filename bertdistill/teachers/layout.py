@@ -39,6 +39,8 @@ from typing import Any, Sequence
 
 import datasets
 
+from bertdistill.io import file_sha256
+
 STORE_FORMAT = "bertdistill-label-store"
 STORE_VERSION = 2
 META_FILE = "meta.json"
@@ -98,17 +100,11 @@ def store_meta(num_rows: int, plan: Sequence[ShardSpan], fields: dict[str, Any],
 
 def shard_checksums(shard_dir: str | Path) -> dict[str, dict[str, Any]]:
     """{file name: {size, sha256}} of a shard's files (hidden files, the checksum file among them, left out)."""
-    import hashlib
-
     out = {}
     for path in sorted(Path(shard_dir).iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-        out[path.name] = {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+        out[path.name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
     return out
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from bertdistill.data.sources import DataSpec
 from bertdistill.devices import MIXED_PRECISION  # noqa: F401  (no, bf16, fp16)
 from bertdistill.errors import UserError
 from bertdistill.student.config import StudentConfig  # noqa: F401  (part of the run configs)
 from bertdistill.training.guards import GuardConfig
+from bertdistill.training.terms import TERMS, check_weight, make_options
 
 TEACHER_MODES = ("heads", "avg")
 KD_LOSSES = ("kl", "mse")
@@ -162,8 +164,11 @@ class DistillConfig:
     pkd_projection: bool = True
     """Learn a linear projection when student and teacher widths differ (else refuse)."""
     use_hard_labels: bool = True
-    terms: dict[str, float] | None = None
-    """Further loss terms by registered name and weight (e.g. hidden_mse, attention_mse, minilm_attention)."""
+    terms: dict[str, float | dict[str, Any]] | None = None
+    """Further loss terms by registered name: a weight, or ``{"weight": w, option: value, ...}`` with the
+    term's own options (e.g. ``{"listwise_kd": {"weight": 0.7, "temperature": 1}}``); the run-wide
+    settings above (temperature, kd_loss, pkd, pkd_projection, match_layers, relation_heads) are the
+    defaults of those options."""
     match_layers: str = "skip"
     """Layer map of the all-layer terms (hidden_mse, attention_mse): skip, last or teacher layers "i,j,k"."""
     relation_heads: int | None = None
@@ -186,9 +191,11 @@ class DistillConfig:
             raise UserError(f"unknown PKD mode {self.pkd!r}", "--pkd", f"use one of: {', '.join(PKD_MODES)}")
         if not _finite(self.pkd_beta, low=0):
             raise UserError(f"PKD weight {self.pkd_beta} must be finite and ≥ 0", "--pkd-beta", "use e.g. --pkd-beta 10")
-        for name, weight in (self.terms or {}).items():
-            if not _finite(weight, low=0):
-                raise UserError(f"loss term {name!r} has weight {weight}", "--term", "use a finite weight ≥ 0")
+        for name, value in (self.terms or {}).items():
+            options = dict(value) if isinstance(value, dict) else {}
+            check_weight(name, options.pop("weight", 1.0) if isinstance(value, dict) else value)
+            if name in TERMS:
+                make_options(TERMS[name], options, self)
         if self.relation_heads is not None and self.relation_heads < 1:
             raise UserError("relation heads must be at least 1", "--relation-heads", "use e.g. --relation-heads 12")
         if self.teacher_weights is not None and (any(not _finite(w, low=0) for w in self.teacher_weights)

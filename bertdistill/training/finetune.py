@@ -5,7 +5,10 @@ from __future__ import annotations
 from bertdistill.errors import RunFailed, UserError
 from bertdistill.training.config import FinetuneConfig
 from bertdistill.training.guards import DEV_MIN_TRAIN_ROWS
-from bertdistill.training.loop import TrainResult, train
+from bertdistill.training.loop import train
+from bertdistill.training.record import print_summary
+from bertdistill.training.run import TrainResult
+from bertdistill.training.teacher_source import open_teachers
 
 
 def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
@@ -29,7 +32,7 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
     if not label_names:
         raise UserError("no label names known for the training data", config.train_data.describe(),
                         "give a label column or --label-names")
-    teachers = setup.open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
+    teachers = open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
                                    config.student)
     eval_data = load_task_data(config.eval_data, label_names=label_names) if config.eval_data else None
     eval_store = None
@@ -55,7 +58,7 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
     run.notes += [note] if note else []
     result = train(config.train, run, show_progress=show_progress)
     if show_progress:
-        setup.print_summary(result, "finetune")
+        print_summary(result, "finetune")
     verdict = result.verdict or {}
     if verdict.get("status") == "failed":
         # Saved, marked as failed (FAILED in the folder, summary.verdict in the record): exit 3, not 2.

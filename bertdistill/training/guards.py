@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bertdistill.io import FAILED_MARKER
+
 DEV_SPLIT_SEED = 0
 """The dev split does not follow --seed, so every run on the same data holds out the same rows."""
 
@@ -53,9 +55,6 @@ class GuardConfig:
     """Accept a run whose every evaluation collapsed (exit 0, no FAILED marker; the warnings stay)."""
 
 
-FAILED_MARKER = "FAILED"
-"""File in a model folder whose training run failed (collapsed at every evaluation, or a --strict check): its
-verdict line. The folder is complete (``.complete``), so it can be inspected and replaced with --overwrite."""
 
 
 def dev_split(n: int, fraction: float, seed: int, groups: list | None = None,

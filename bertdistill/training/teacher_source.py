@@ -22,7 +22,13 @@ import numpy as np
 import torch
 
 from bertdistill.devices import move_batch
+from bertdistill.errors import UserError
+from bertdistill.families import input_names
+from bertdistill.models import load_config, load_tokenizer, resolve_model
+from bertdistill.teachers.store import LabelStore
+from bertdistill.teachers.teacher import parse_teacher_specs
 from bertdistill.student.features import NOTHING, FeatureRequest, Features, forward_features, use_eager_attention
+from bertdistill.training.student_setup import student_source_from_teacher
 from bertdistill.training.terms import TeacherInfo
 
 
@@ -228,3 +234,59 @@ class OnlineTeachers:
 
     def describe(self) -> dict:
         return {"source": "online", "teachers": self.provenance}
+
+
+def teacher_provenance(teachers) -> list[dict]:
+    """Where each teacher of a source came from (its store's record, or the online models' paths and hashes)."""
+    if teachers is None:
+        return []
+    if teachers.kind == "store":
+        return teachers.store.teachers
+    return teachers.describe()["teachers"]
+
+
+def open_teachers(labels: str | None, teacher_models: list[str] | None, only: list[str] | None, label_names,
+                  student_cfg):
+    """The teacher source of a run: a label store (offline), teacher models (online), or None.
+
+    Online teachers must tokenize as the student will: like its source, or like the first teacher when the
+    student is to start from it (``student_source_from_teacher``)."""
+    if labels and teacher_models:
+        raise UserError("both --labels and --teacher given", None,
+                        "use --labels STORE (teachers labeled offline) or --teacher NAME=DIR (run in the loop)")
+    if labels:
+        return StoreTeachers(LabelStore.open(labels), only)
+    if teacher_models:
+        trust_remote_code = student_cfg.trust_remote_code
+        tokenizer_source = student_cfg.source
+        specs = [(n, p) for n, p in parse_teacher_specs(list(teacher_models)) if not only or n in only]
+        if specs:
+            name, path = specs[0]
+            path = resolve_model(path, "--teacher")
+            layers = getattr(load_config(path, trust_remote_code, option="--teacher"), "num_hidden_layers", None)
+            planned = student_source_from_teacher(student_cfg, {"name": name, "path": path, "num_layers": layers})
+            if planned is not None:
+                tokenizer_source = planned[0]
+        student_source = resolve_model(tokenizer_source, "--student-from")
+        tokenizer = load_tokenizer(student_source, trust_remote_code, option="--student-from")
+        student_inputs = input_names(load_config(student_source, trust_remote_code, option="--student-from"))
+        teachers = OnlineTeachers(teacher_models, label_names, tokenizer, trust_remote_code, student_inputs)
+        if only:
+            unknown = [t for t in only if t not in teachers.names]
+            if unknown:
+                raise UserError(f"teacher {unknown[0]!r} is not among the --teacher models", "--teachers",
+                                f"use one of: {', '.join(teachers.names)}")
+        return teachers
+    return None
+
+
+def first_teacher(teachers) -> dict | None:
+    """Provenance (``name``, ``path``, ``num_layers``, ...) of the first teacher the run uses."""
+    if teachers is None:
+        return None
+    return next((t for t in teacher_provenance(teachers) if t.get("name") in teachers.names), None)
+
+
+def own_inputs(teachers) -> dict[str, int]:
+    """Teachers fed their own tokenization → pad id (online teachers of another tokenizer)."""
+    return dict(getattr(teachers, "own_inputs", None) or {})
