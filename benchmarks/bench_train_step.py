@@ -63,10 +63,15 @@ def _variants_today(source, data, store, seq, names):
     import torch
 
     from bertdistill.student.config import StudentConfig
-    from bertdistill.training import setup, student_setup
+    from bertdistill.training import setup
     from bertdistill.training.config import DistillConfig
-    from bertdistill.training.batches import TrainSet
     from bertdistill.training.objective import DistillationModule, build_objective
+    try:  # the training/ split of 0.6 (issue 31); --baseline-tree may name a version before it
+        from bertdistill.training import student_setup
+        from bertdistill.training.batches import TrainSet
+    except ImportError:
+        from bertdistill.training import setup as student_setup
+        from bertdistill.training.loop import TrainSet
     from bertdistill.training.teacher_source import OnlineTeachers, StoreTeachers, teacher_mode
 
     specs = {

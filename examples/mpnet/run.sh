@@ -3,6 +3,7 @@
 # parameters; `make install-mpnet`) compressed into smaller students of another family and vocabulary,
 # on MRPC, RTE and WikiQA. Every step skips when its output is complete, so it runs in parts:
 #   TASK=mrpc|rte|wikiqa PART=teachers|labels|paper|family|small|deployed|all bash examples/mpnet/run.sh
+#   TEACHER_SEEDS=1 (default "1 2"): one MPNet teacher, a shorter cut (its own label store; KD and PKD only)
 #   then: python examples/mpnet/collect.py --out runs/mpnet-$TASK --task $TASK > runs/mpnet-$TASK/RESULTS.generated.md
 # Teachers: MPNet-base fine-tuned with seeds 1 and 2 (RTE: after one epoch of QNLI's labeled dev set, the
 # only large entailment set here). Students, all from one label store of both teachers' outputs:
@@ -19,6 +20,7 @@ TASK=${TASK:?TASK=mrpc, rte or wikiqa}
 PART=${PART:-all}
 OUT=${OUT:-runs/mpnet-$TASK}
 SEEDS=${SEEDS:-1 2 3}
+TEACHER_SEEDS=${TEACHER_SEEDS:-1 2}  # "1": one MPNet teacher (KD and PKD only; MKDM and TMKD need two)
 GLUE=${GLUE:-../shared/datasets/glue}
 WIKIQA=${WIKIQA:-../shared/datasets/wikiqa}
 SNLI=${SNLI:-../shared/datasets/snli_sample}
@@ -69,25 +71,29 @@ if [ "$TASK" = rte ]; then
 fi
 TEACHER_EVAL=("${DEV[@]}")
 [ "$TASK" = rte ] && TEACHER_EVAL=()  # RTE's dev set is its test set: checkpoints are picked on a training split
-for t in 1 2; do
+for t in $TEACHER_SEEDS; do
   step "$OUT/teachers/t$t" "teacher t$t" bertdistill finetune "${TRAIN[@]}" "${TEACHER_EVAL[@]}" "${FAST[@]}" \
     --model "$TEACHER_FROM" --epochs "$TEACHER_EPOCHS" --batch-size 16 --lr 2e-5 --seed "$t" --resume \
     --output "$OUT/teachers/t$t"
 done
-TEACHERS=(--teacher "t1=$OUT/teachers/t1" --teacher "t2=$OUT/teachers/t2")
+TEACHERS=(); for t in $TEACHER_SEEDS; do TEACHERS+=(--teacher "t$t=$OUT/teachers/t$t"); done
+TWO=$([ "${#TEACHERS[@]}" -ge 4 ] && echo yes || echo no)
+LABELDIR=$OUT/labels; [ "$TWO" = yes ] || LABELDIR=$OUT/labels-t${TEACHER_SEEDS// /-}  # a store per teacher set
 want teachers && exit 0
 
 # -- the teachers' outputs, once: logits and the [CLS] states PKD-skip needs for 6 and 3 student layers -----
-step "$OUT/labels/train" "label train" bertdistill label "${TEACHERS[@]}" "${TRAIN[@]}" --max-length "$MAXLEN" \
-  --backend bf16 --hidden-layers 2,4,6,8,10 --quiet --output "$OUT/labels/train"
+step "$LABELDIR/train" "label train" bertdistill label "${TEACHERS[@]}" "${TRAIN[@]}" --max-length "$MAXLEN" \
+  --backend bf16 --hidden-layers 2,4,6,8,10 --quiet --output "$LABELDIR/train"
 c=$OUT/corpora/mined.jsonl
-mkdir -p "$OUT/corpora"
-step "$c" "corpus mined" bertdistill corpus "${TRAIN[@]}" "${CORPUS[@]}" --mine bm25 --top-k 4 \
-  --no-include-originals --seed 0 --quiet --output "$c"
-step "$OUT/labels/mined" "label corpus mined" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
-  --max-length "$MAXLEN" --backend bf16 --quiet --output "$OUT/labels/mined"
-[ -f "$OUT/corpora/mined.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/mined" \
-  --json "$OUT/corpora/mined.stats.json" > "$OUT/corpora/mined.stats.txt"
+if [ "$TWO" = yes ]; then  # stage 1 of TMKD: the corpus and both teachers' outputs on it
+  mkdir -p "$OUT/corpora"
+  step "$c" "corpus mined" bertdistill corpus "${TRAIN[@]}" "${CORPUS[@]}" --mine bm25 --top-k 4 \
+    --no-include-originals --seed 0 --quiet --output "$c"
+  step "$OUT/labels/mined" "label corpus mined" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
+    --max-length "$MAXLEN" --backend bf16 --quiet --output "$OUT/labels/mined"
+  [ -f "$OUT/corpora/mined.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/mined" \
+    --json "$OUT/corpora/mined.stats.json" > "$OUT/corpora/mined.stats.txt"
+fi
 want labels && exit 0
 
 EVAL=("${TEACHER_EVAL[@]}")
@@ -102,7 +108,7 @@ stage1() {  # stage1 NAME SEED OPTIONS...: TMKD's stage 1 on the mined corpus (b
     --labels "$OUT/labels/mined" "${FAST[@]}" --epochs 2 --seed "$seed" --resume "$@" \
     --output "$OUT/students/$name-s$seed"
 }
-LABELS=(--labels "$OUT/labels/train")
+LABELS=(--labels "$LABELDIR/train")
 MINILM=(--student-from minilm-l6)
 
 # -- (a) the paper's comparison on the MiniLM-L6 student ----------------------------------------------
@@ -111,6 +117,7 @@ if want paper; then
     student a-finetune "$s" --model minilm-l6
     student a-kd "$s" "${LABELS[@]}" "${MINILM[@]}" --teachers t1
     student a-pkd "$s" "${LABELS[@]}" "${MINILM[@]}" --teachers t1 --pkd skip
+    [ "$TWO" = yes ] || continue  # MKDM and TMKD: two teachers, one head each
     student a-mkdm "$s" "${LABELS[@]}" "${MINILM[@]}"
     stage1 a-tmkd-stage1 "$s" "${MINILM[@]}"
     student a-tmkd "$s" "${LABELS[@]}" --student-from "$OUT/students/a-tmkd-stage1-s$s"
@@ -124,7 +131,7 @@ if want family; then
   student b-mpnet3 1 "${LABELS[@]}" --student-from "$OUT/teachers/t1" --student-layers 3 --layer-map skip --pkd skip
 fi
 # -- (c) smaller: MiniLM-L6's first 3 layers, TMKD ----------------------------------------------------
-if want small; then
+if want small && [ "$TWO" = yes ]; then
   for s in $SEEDS; do
     stage1 c-tmkd3-stage1 "$s" "${MINILM[@]}" --student-layers 3
     student c-tmkd3 "$s" "${LABELS[@]}" --student-from "$OUT/students/c-tmkd3-stage1-s$s"
@@ -133,7 +140,7 @@ fi
 
 # -- test-set quality of every model (bf16 inference), one bench run; then the deployed students ---------
 if want deployed; then
-  MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16" --model "teacher-t2=$OUT/teachers/t2:bf16")
+  MODELS=(); for t in $TEACHER_SEEDS; do MODELS+=(--model "teacher-t$t=$OUT/teachers/t$t:bf16"); done
   for d in "$OUT"/students/*-s[0-9]; do
     [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) MODELS+=(--model "$(basename "$d")=$d:bf16");; esac
   done
