@@ -166,14 +166,17 @@ def make_accelerator(config: TrainConfig, output: Path | None = None):
                         "--mixed-precision", "use --mixed-precision bf16 or no on a CPU") from None
 
 
-def _optimizer(model, config: TrainConfig):
+def _optimizer(model, config: TrainConfig, device=None):
+    from bertdistill.training.speed import fast_optimizer_kwargs
+
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+                             **fast_optimizer_kwargs(device or torch.device("cpu")))
 
 
 def _linear_schedule(optimizer, warmup: int, total: int):
@@ -425,7 +428,11 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool) -> T
         hparams = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
         accelerator.init_trackers(run.output.name or "bertdistill", config=hparams)
 
-    optimizer = _optimizer(run.module, config)
+    from bertdistill.training.speed import use_fast_attention
+
+    # Eager attention on the CPU (not saved in the model's config; see training.speed for the figures).
+    use_fast_attention(getattr(run.module.student, "classifier", run.module.student), accelerator.device)
+    optimizer = _optimizer(run.module, config, accelerator.device)
     scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total), total)
     run.module, optimizer = module, optimizer = accelerator.prepare(run.module, optimizer)
     if run.teachers is not None:
