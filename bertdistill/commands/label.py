@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bertdistill.commands import common as c
+from bertdistill.inference.registry import backend_names
 
 NAME = "label"
 HELP = """Run one or more teachers over a data set once and store their logits (float32) and, with
@@ -39,8 +40,8 @@ def command(
         "--hidden-layers", help="[CLS] layers to store: none, skip, last, all, or a list like 1,3,5.")] = "none",
     student_layers: Annotated[Optional[int], typer.Option(
         "--student-layers", help="Student depth M for --hidden-layers skip/last.")] = None,
-    backend: Annotated[c.choice("Backend", ("torch", "bf16", "onnx", "onnx-int8", "auto")), typer.Option(
-        "--backend", help="torch, bf16 (faster, logits move ~1e-3), onnx / onnx-int8 (exported teachers), auto.")] = "torch",
+    backend: Annotated[c.choice("Backend", backend_names()), typer.Option(
+        "--backend", help="torch, bf16 (faster, logits move ~1e-3), a backend for exported teachers, or auto.")] = "torch",
     shard_rows: Annotated[int, typer.Option("--shard-rows", help="Rows per shard (the unit of resuming).")] = 10_000,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for inference.")] = None,
     device: c.Device = "auto",
