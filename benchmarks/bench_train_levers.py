@@ -88,20 +88,21 @@ def main() -> None:
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--model", help="time this Hugging Face classifier directory instead (e.g. a pruned student)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     src = default_model_path()
-    tok = load_tokenizer(src)
+    tok = load_tokenizer(args.model or src)
     data = batches(tok, args.steps + 2, args.batch_size, args.max_length)
     names = args.variants.split(",")
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.precision == "bf16" else contextlib.nullcontext
     print(f"batch {args.batch_size}, WikiQA rows length-grouped, max length {args.max_length} (mean padded length "
           f"{statistics.mean(b['input_ids'].shape[1] for b in data):.1f}), {args.precision}, {args.threads} threads, "
           f"{args.steps} timed steps per variant after 2 warm-up steps, interleaved in rotated order")
-    for layers in args.layers:
+    for layers in ([None] if args.model else args.layers):
         torch.manual_seed(0)
-        base = load_classifier(src, ["0", "1"])
-        if layers < base.config.num_hidden_layers:
+        base = load_classifier(args.model or src, None if args.model else ["0", "1"])
+        if layers is not None and layers < base.config.num_hidden_layers:
             base.bert.encoder.layer = base.bert.encoder.layer[:layers]
             base.config.num_hidden_layers = layers
         variants = {n: make_variant(n, base, 5e-5) for n in names}
@@ -113,7 +114,9 @@ def main() -> None:
             with ctx():
                 out = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                               token_type_ids=batch["token_type_ids"])
-                loss = torch.nn.functional.cross_entropy(out.logits.float(), batch["label"])
+                logits = out.logits.float()
+                loss = (torch.nn.functional.cross_entropy(logits, batch["label"]) if logits.shape[-1] > 1 else
+                        torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], batch["label"].float()))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, **clip_kwargs)
             opt.step()
@@ -133,7 +136,9 @@ def main() -> None:
                 losses[name].append(step(name, b))
                 times[name].append(time.perf_counter() - t0)
         base_name = names[0]
-        print(f"\n{layers}-layer MiniLM ({sum(p.numel() for p in base.parameters()) / 1e6:.1f}M parameters)")
+        title = args.model or f"{layers}-layer MiniLM"
+        print(f"\n{title} ({base.config.num_hidden_layers} layers, width {base.config.hidden_size}, "
+              f"{sum(p.numel() for p in base.parameters()) / 1e6:.1f}M parameters)")
         print(f"  {'variant':18s} {'ms/step':>8s} {'ex/s':>7s} {'time vs ' + names[0]:>18s} {'warm-up s':>9s} "
               f"{'last loss':>9s}")
         for name in names:
