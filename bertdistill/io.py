@@ -12,12 +12,17 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from bertdistill.errors import UserError
+
+FAILED_MARKER = "FAILED"
+"""File in a model folder whose training run failed (collapsed at every evaluation, or a --strict check): its
+verdict line. The folder is complete (``.complete``), so it can be inspected and replaced with --overwrite."""
 
 COMPLETE_MARKER = ".complete"
 
@@ -180,7 +185,7 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
     path = Path(path)
     check_writable_parent(path)
     lock_path = path.resolve().parent / f".{path.name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, file_mode())
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -190,6 +195,7 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
                             "wait for it to finish, or choose another output path") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        remove_stale_temporaries(path.resolve(), locked=True)  # only a lock holder writes them
         try:
             yield
         finally:
@@ -199,11 +205,91 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+# -- temporaries: named after their writer's pid, so a later run can tell a dead writer's leftovers ----------
+
+def temp_prefix(path: str | os.PathLike, kind: str = "tmp") -> str:
+    """Prefix of a temporary sibling of ``path`` written by this process: ``.<name>.<kind>-<pid>-``."""
+    return f".{Path(path).name}.{kind}-{os.getpid()}-"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (someone else's counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _writer_pid(leftover: str, kind: str) -> int | None:
+    """The pid in ``.<name>.<kind>-<pid>-...`` (None for a name without one, e.g. from an older bertdistill)."""
+    digits = leftover.rsplit(f".{kind}-", 1)[-1].split("-", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def remove_stale_temporaries(path: str | os.PathLike, locked: bool = False) -> list[Path]:
+    """Delete the temporary siblings of ``path`` (``.<name>.tmp-*``, ``.<name>.old-*``) whose writer is dead:
+    what a run killed with SIGKILL (or a power cut) left behind. ``locked``: the caller holds ``path``'s
+    output lock, so no other bertdistill is writing it and a leftover without a pid (an older version's) goes too.
+    Returns what was removed."""
+    import glob
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for kind in ("tmp", "old"):
+        for leftover in parent.glob(f".{glob.escape(path.name)}.{kind}-*"):
+            pid = _writer_pid(leftover.name, kind)
+            if pid == os.getpid() or (pid is None and not locked) or (pid is not None and pid_alive(pid)):
+                continue
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            removed.append(leftover)
+    return removed
+
+
+# -- permissions: what the umask allows, like any file the user makes ---------------------------------
+
+def file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~_umask()
+
+
+def apply_umask(root: str | os.PathLike) -> None:
+    """Give ``root`` and everything under it the umask's permissions. Libraries write some files through
+    ``mkstemp`` (safetensors' model.safetensors: 0600 whatever the umask); an artifact is shared like any
+    folder the user makes."""
+    root = Path(root)
+    files, dirs = file_mode(), dir_mode()
+    os.chmod(root, dirs if root.is_dir() else files)
+    if root.is_dir():
+        for base, subdirs, names in os.walk(root):
+            for name in subdirs:
+                if not os.path.islink(os.path.join(base, name)):
+                    os.chmod(os.path.join(base, name), dirs)
+            for name in names:
+                if not os.path.islink(os.path.join(base, name)):
+                    os.chmod(os.path.join(base, name), files)
+
+
 def publish_dir(tmp: Path, path: Path) -> None:
     """Mark the finished directory ``tmp`` complete and rename it to ``path`` (replacing any old one)."""
+    apply_umask(tmp)
     mark_complete(tmp)
     if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(f"{temp_prefix(path, 'old')}{os.urandom(3).hex()}")
         os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
@@ -215,11 +301,13 @@ def publish_dir(tmp: Path, path: Path) -> None:
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success mark it complete and rename it to ``path``.
 
-    On failure the temporary directory is removed and ``path`` is left as it was.
+    On failure the temporary directory is removed and ``path`` is left as it was; one left by a killed
+    run is removed by the next run that writes ``path``.
     """
     path = check_output_dir(path, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; artifacts are shared like any folder
+    remove_stale_temporaries(path.resolve())
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.resolve().parent))
+    os.chmod(tmp, dir_mode())  # mkdtemp makes it private; artifacts are shared like any folder
     try:
         yield tmp
         publish_dir(tmp, path)
@@ -228,15 +316,18 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file through a temporary sibling and rename it into place."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, binary: bool = False) -> Iterator[Any]:
+    """An open file written through a temporary sibling (the umask's permissions), synced and renamed into
+    place only when the block ends without an error."""
     path = Path(path)
     check_writable_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent)
+    remove_stale_temporaries(path.resolve())
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=path.resolve().parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        os.fchmod(fd, file_mode())
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -244,6 +335,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file through a temporary sibling and rename it into place."""
+    with atomic_file(path) as fh:
+        fh.write(text)
 
 
 # errno values that mean "the output could not be written" (disk full, quota, read-only, I/O, permission).
@@ -266,19 +363,64 @@ def free_space(path: str | os.PathLike | None) -> str:
     return "?"
 
 
+_OUTPUTS: list[Path] = []
+
+
+def note_outputs(paths) -> None:
+    """Remember the running command's outputs: a write error that names no file is reported against the
+    first of them (and the free space of its file system), not the current folder's."""
+    for path in paths:
+        if path is not None and Path(path) not in _OUTPUTS:
+            _OUTPUTS.append(Path(path))
+
+
+def forget_outputs() -> None:
+    _OUTPUTS.clear()
+
+
+# Libraries that write in C++ or Rust report a failed write in their own words; these are the ones seen
+# (safetensors: "I/O error: File too large (os error 27)"; torch.save: "PytorchStreamWriter failed writing
+# file data/0: file write failed"; pyarrow: "[errno 28] No space left on device").
+_OS_ERROR_NUMBER = re.compile(r"(?:os error|errno|\[Errno) ?(\d+)", re.IGNORECASE)
+_WRITE_FAILED = ("file write failed", "failed writing file", "PytorchStreamWriter failed")
+
+
+def _write_failure(exc: BaseException) -> tuple[int | None, str | None, str] | None:
+    """(errno, file name, reason) when ``exc`` (or what it was raised from) is a failed write; else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+            return exc.errno, exc.filename, os.strerror(exc.errno)
+        text = str(exc)
+        for match in _OS_ERROR_NUMBER.finditer(text):
+            number = int(match.group(1))
+            if number in _OUTPUT_ERRNOS:
+                return number, getattr(exc, "filename", None), os.strerror(number)
+        if "No space left on device" in text:
+            return errno.ENOSPC, getattr(exc, "filename", None), "No space left on device"
+        if any(phrase in text for phrase in _WRITE_FAILED):
+            return None, None, "the write failed"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def os_error_as_user_error(exc: BaseException) -> UserError | None:
-    """An OS error while writing (disk full, quota, read-only, I/O, permission) as one user line; else None."""
-    if not isinstance(exc, OSError):
+    """A failed write (disk full, quota, file size limit, read-only, I/O, permission), as an OSError or in a
+    library's own words, as one user line naming the path and the free space of its file system; else None."""
+    failure = _write_failure(exc)
+    if failure is None:
         return None
-    no_space = "No space left on device" in str(exc)
-    if exc.errno not in _OUTPUT_ERRNOS and not no_space:
-        return None
-    where = exc.filename or "output"
-    reason = exc.strerror or ("No space left on device" if no_space else str(exc))
-    fix = ("free some disk space (or choose an output on another disk) and run the same command again"
-           if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or no_space
-           else "check the output folder's permissions and disk, then run the same command again")
-    return UserError(f"cannot write ({reason}; {free_space(exc.filename)} free on that disk)", str(where), fix)
+    number, filename, reason = failure
+    where = Path(filename) if filename else (_OUTPUTS[0] if _OUTPUTS else None)
+    if number == errno.EFBIG:
+        fix = ("a file size limit refuses the file (the file system's, or ulimit -f): choose an output on another "
+               "disk, or raise the limit, and run the same command again")
+    elif number in (errno.ENOSPC, errno.EDQUOT) or number is None:
+        fix = "free some disk space (or choose an output on another disk) and run the same command again"
+    else:
+        fix = "check the output folder's permissions and disk, then run the same command again"
+    return UserError(f"cannot write ({reason}; {free_space(where)} free on that disk)", str(where or "output"), fix)
 
 
 def _umask() -> int:
@@ -315,3 +457,22 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError("file not found", str(path), "check the path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"not valid JSON ({exc})", str(path), "fix or regenerate the file") from None
+    except RecursionError:
+        raise UserError("not valid JSON here (nested thousands of levels deep)", str(path),
+                        "fix or regenerate the file") from None
+
+
+def hash_file(path: str | os.PathLike, digest=None):
+    """``digest`` (a new sha256 by default) updated with the file's bytes, read in 4 MB blocks."""
+    import hashlib
+
+    digest = digest if digest is not None else hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    return hash_file(path).hexdigest()

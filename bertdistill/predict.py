@@ -12,20 +12,18 @@ P(positive) is kept in memory and the ranked file is written at the end, reading
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
 from bertdistill.data.sources import DataSpec, TaskData, load_task_data
 from bertdistill.errors import UserError
-from bertdistill.io import check_not_inputs, check_output_file, input_paths, mark_written
+from bertdistill.io import atomic_file, check_not_inputs, check_output_file, input_paths, mark_written
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".txt": "tsv"}
 RESERVED = ("index", "group", "rank", "prediction", "gold", "score", "probabilities")
@@ -92,21 +90,6 @@ def _check_output(path: Path, overwrite: bool, inputs: list) -> None:
     if path.is_dir():
         raise UserError("output is a folder", str(path), "name an output file ending in .jsonl or .tsv")
     check_output_file(path, overwrite)
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[TextIO]:
-    """A text file written through a temporary sibling, renamed into place only on success."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's private 0600 is wrong for a result file
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class _RowWriter:
@@ -233,7 +216,7 @@ def predict_file(config: PredictConfig, on_rows: Callable[[int], None] | None = 
     logits_all: np.ndarray | None = None
     score_model = is_score_config(scorer.config)
     width = 1 if score_model else len(label_names)
-    with _atomic_file(output) as fh:
+    with atomic_file(output) as fh:
         writer = _RowWriter(fh, fmt, text_fields, label_names, data.has_labels, data.has_groups, ranked=False,
                             score=score_model)
         for begin in range(0, n, config.chunk_rows):
@@ -322,7 +305,7 @@ def _write_ranked(path: Path, fmt: str, data: TaskData, text_fields: list[tuple[
         ranked_rows = sorted(rows, key=lambda i: -rank_by[i])  # stable: ties keep input order
         order.extend(ranked_rows)
         ranks.extend(range(1, len(ranked_rows) + 1))
-    with _atomic_file(path) as fh:
+    with atomic_file(path) as fh:
         writer = _RowWriter(fh, fmt, text_fields, label_names, gold_names is not None, True, ranked=True,
                             score=scores is not None)
         for begin in range(0, len(order), chunk_rows):

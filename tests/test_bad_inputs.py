@@ -3,6 +3,7 @@ exit code 2, no traceback, and leaves nothing behind that looks like a finished 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -322,6 +323,11 @@ class Case:
     build: Callable[[Kit, Path], tuple[list, Path | None]]
     needles: tuple[str, ...] = ()
     patch: Callable[[pytest.MonkeyPatch], None] | None = None
+    file_size_limit: int | None = None
+    """Run the command with RLIMIT_FSIZE at this many bytes: every write past it fails with EFBIG, in Python,
+    C++ (torch.save) and Rust (safetensors) alike, as on a disk that fills up."""
+    names_output: bool = False
+    """The line must name the output path (a write error reported against the file system written to)."""
 
 
 def _break_onnx_export(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -632,6 +638,298 @@ CASES.update({
 })
 
 
+# -- inputs for issue 30: formats read by their spec, settings that must agree, bounded configs ----------
+
+def csv_unclosed_quote(tmp: Path) -> Path:
+    """Line 3 opens a quoted field that the file never closes (RFC 4180)."""
+    return text_file(tmp, "open.csv", 'query,passage,label\nwhat is the sea,the sea is blue,1\n'
+                                      'what is the sun,"the sun\nis hot,0\nwhat is ice,ice is cold,1\n')
+
+
+def csv_stray_quote(tmp: Path) -> Path:
+    return text_file(tmp, "stray.csv", 'query,passage,label\nwhat is the sea,"the sea" is blue,1\n')
+
+
+def csv_ragged_quoted_record(tmp: Path) -> Path:
+    """A record of two fields spanning lines 3-4 (its quoted field holds a line break)."""
+    return text_file(tmp, "ragged.csv", 'query,passage,label\nwhat is the sea,the sea is blue,1\n'
+                                        '"what is\nthe sun","the sun is hot"\nwhat is ice,ice is cold,0\n')
+
+
+def csv_not_utf8_in_quoted_field(tmp: Path) -> Path:
+    return text_file(tmp, "latin1.csv", b'query,passage,label\nwhat is the sea,"the sea\nis caf\xe9",1\n')
+
+
+def jsonl(tmp: Path, name: str, *lines: str) -> Path:
+    return text_file(tmp, name, "\n".join(lines) + "\n")
+
+
+ROW_A = '{"query": "what is the sea", "passage": "the sea is blue", "label": 1}'
+ROW_B = '{"query": "what is the sun", "passage": "the sun is hot", "label": 0}'
+
+
+def parquet_file(tmp: Path, name: str, **columns) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp / name
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def parquet_list_text(tmp: Path) -> Path:
+    return parquet_file(tmp, "lists.parquet", query=[["what", "is", "the sea"], ["what is the sun"]],
+                        passage=["the sea is blue", "the sun is hot"], label=[1, 0])
+
+
+def parquet_list_label(tmp: Path) -> Path:
+    return parquet_file(tmp, "lists.parquet", query=["what is the sea", "what is the sun"],
+                        passage=["the sea is blue", "the sun is hot"], label=[[1], [0]])
+
+
+def parquet_struct_text(tmp: Path) -> Path:
+    return parquet_file(tmp, "struct.parquet", query=[{"text": "what is the sea"}, {"text": "what is the sun"}],
+                        passage=["the sea is blue", "the sun is hot"], label=[1, 0])
+
+
+def parquet_binary_text(tmp: Path) -> Path:
+    return parquet_file(tmp, "binary.parquet", query=[b"what is the sea", b"what is the sun"],
+                        passage=["the sea is blue", "the sun is hot"], label=[1, 0])
+
+
+def store_with_weights(kit: Kit, tmp: Path, name: str, sha: str) -> Path:
+    """A copy of the kit's store whose teacher records weights ``sha`` (meta.json is not checksummed)."""
+    store = Path(shutil.copytree(kit.store, tmp / name))
+    meta = json.loads((store / "meta.json").read_text())
+    meta["teachers"][0]["weights_sha256"] = sha
+    (store / "meta.json").write_text(json.dumps(meta))
+    return store
+
+
+def store_of_teacher_u(kit: Kit, tmp: Path) -> Path:
+    return make_store(tmp / "eval-store", kit.train, {"u": kit.teacher}, layers="none")
+
+
+def foreign_arrow_store(kit: Kit, tmp: Path, keep_own_checksums: bool) -> Path:
+    """The kit's store with its shard's Arrow file swapped for another store's (same rows, other logits);
+    meta.json's checksum list removed, or rewritten to match the foreign file."""
+    from bertdistill.teachers.layout import shard_checksums
+    from bertdistill.teachers.store import LabelStore
+
+    good = LabelStore.open(kit.store)
+    meta = {k: good.meta[k] for k in ("label_names", "teachers", "data", "max_length")}
+    logits = np.random.default_rng(7).normal(size=(good.num_rows, 2)).astype(np.float32)
+    hidden = np.asarray(good.dataset[good.cls_column("t")], dtype=np.float16)
+    from bertdistill.teachers.store import write_label_store
+
+    foreign = write_label_store(tmp / "foreign", meta, [logits], [hidden])
+    store = copy_store(kit, tmp)
+    shard = store / "shards" / "shard-00000"
+    arrow = next(shard.glob("*.arrow"))
+    shutil.copy(next((foreign / "shards" / "shard-00000").glob("*.arrow")), arrow)
+    saved = json.loads((store / "meta.json").read_text())
+    if keep_own_checksums:
+        saved["shards"][0]["files"] = shard_checksums(shard)
+    else:
+        del saved["shards"][0]["files"]
+        (shard / ".checksums.json").unlink()
+    (store / "meta.json").write_text(json.dumps(saved))
+    return store
+
+
+def store_version(kit: Kit, tmp: Path, version) -> Path:
+    store = copy_store(kit, tmp)
+    meta = json.loads((store / "meta.json").read_text())
+    meta["version"] = version
+    (store / "meta.json").write_text(json.dumps(meta))
+    return store
+
+
+def billion_laughs(tmp: Path) -> Path:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [{','.join('*' + prev for _ in range(9))}]")
+    return text_file(tmp, "laughs.yaml", "\n".join(lines) + "\n")
+
+
+def deep_yaml(tmp: Path) -> Path:
+    return text_file(tmp, "deep.yaml", "train: " + "[" * 3000 + "]" * 3000 + "\n")
+
+
+def deep_json(tmp: Path) -> Path:
+    return text_file(tmp, "deep.json", '{"threads": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+def huge_config(tmp: Path) -> Path:
+    return text_file(tmp, "huge.yaml", "# padding\n" * 300_000 + "repeats: 1\n")
+
+
+def config_long_value(tmp: Path) -> Path:
+    return text_file(tmp, "long.yaml", f"max_length: '{'9' * 5000}'\n")
+
+
+def config_file(tmp: Path, name: str, text: str) -> Path:
+    return text_file(tmp, name, text)
+
+
+CORPUS = ("corpus", "--quiet")
+
+
+CASES.update({
+    # CSV read by RFC 4180: quoted fields may hold line breaks; a broken quote is named by its line
+    "data-csv-unclosed-quote": Case(lambda k, t: (["data", "--data", csv_unclosed_quote(t), "--no-tokens"], None),
+                                    ("line 3", "never closed")),
+    "label-csv-stray-quote": Case(lambda k, t: (label(k, csv_stray_quote(t), t / "out"), t / "out"),
+                                  ("line 2", "not valid CSV")),
+    "finetune-csv-ragged-quoted-record": Case(
+        lambda k, t: (finetune(k, csv_ragged_quoted_record(t), t / "s", "--model", k.teacher), t / "s"),
+        ("line 3 has 2 fields, expected 3",)),
+    "predict-csv-not-utf8-in-quoted-field": Case(
+        lambda k, t: (predict(k, csv_not_utf8_in_quoted_field(t), t / "p.jsonl"), t / "p.jsonl"),
+        ("line 3 is not valid UTF-8",)),
+    "corpus-csv-unclosed-quote": Case(lambda k, t: ([*CORPUS, "--data", csv_unclosed_quote(t), "--output",
+                                                     t / "c.jsonl"], t / "c.jsonl"), ("line 3", "never closed")),
+    # JSON Lines: the tool's own line, 1-based, naming the line
+    "data-jsonl-malformed-line": Case(lambda k, t: (["data", "--data", jsonl(t, "d.jsonl", ROW_A, ROW_B, ROW_A[:-1]),
+                                                     "--no-tokens"], None), ("line 3 is not valid JSON",)),
+    "data-jsonl-malformed-after-blank-line": Case(
+        lambda k, t: (["data", "--data", jsonl(t, "d.jsonl", ROW_A, "", ROW_B, '{"query": "x",'), "--no-tokens"], None),
+        ("line 4 is not valid JSON",)),
+    "label-jsonl-not-an-object": Case(
+        lambda k, t: (label(k, jsonl(t, "d.jsonl", ROW_A, '["what is the sun", "the sun is hot", 0]'), t / "out"),
+                      t / "out"), ("line 2 is a JSON list, not an object",)),
+    "finetune-jsonl-key-twice": Case(
+        lambda k, t: (finetune(k, jsonl(t, "d.jsonl", ROW_A, ROW_B[:-1] + ', "label": 1}'), t / "s", "--model",
+                               k.teacher), t / "s"), ("line 2", "'label' appears twice")),
+    "predict-jsonl-nan-token": Case(
+        lambda k, t: (predict(k, jsonl(t, "d.jsonl", ROW_A.replace('"label": 1', '"label": NaN')), t / "p.jsonl"),
+                      t / "p.jsonl"), ("line 1", "NaN is not a JSON value")),
+    "data-json-array-record-not-object": Case(
+        lambda k, t: (["data", "--data", text_file(t, "d.json", f"[{ROW_A},\n 3]"), "--no-tokens"], None),
+        ("record 2 of the array",)),
+    "corpus-jsonl-list-as-text": Case(
+        lambda k, t: ([*CORPUS, "--data", jsonl(t, "d.jsonl", ROW_A, ROW_B.replace('"what is the sun"',
+                                                                                  '["what", "is the sun"]')),
+                       "--output", t / "c.jsonl"], t / "c.jsonl"), ("line 2", "'query'", "JSON list")),
+    "bench-jsonl-number-as-text": Case(
+        lambda k, t: (bench(k, jsonl(t, "d.jsonl", ROW_A.replace('"what is the sea"', "42"), ROW_B)), None),
+        ("line 1", "'query'", "JSON number")),
+    "finetune-jsonl-object-as-label": Case(
+        lambda k, t: (finetune(k, jsonl(t, "d.jsonl", ROW_A, ROW_B.replace('"label": 0', '"label": {"gold": 0}')),
+                               t / "s", "--model", k.teacher), t / "s"), ("line 2", "'label'", "JSON object")),
+    "export-jsonl-malformed-parity-data": Case(
+        lambda k, t: (export(k, t / "x", "--data", jsonl(t, "d.jsonl", ROW_A, "{oops}")), t / "x"),
+        ("line 2 is not valid JSON",)),
+    # parquet: typed columns checked against what a text or label column may be
+    "data-parquet-list-as-text": Case(lambda k, t: (["data", "--data", parquet_list_text(t), "--no-tokens"], None),
+                                      ("'query'", "list", "not text")),
+    "finetune-parquet-list-as-label": Case(
+        lambda k, t: (finetune(k, parquet_list_label(t), t / "s", "--model", k.teacher), t / "s"),
+        ("'label'", "no class labels")),
+    "label-parquet-struct-as-text": Case(lambda k, t: (label(k, parquet_struct_text(t), t / "out"), t / "out"),
+                                         ("'query'", "struct", "not text")),
+    "predict-parquet-binary-as-text": Case(
+        lambda k, t: (predict(k, parquet_binary_text(t), t / "p.jsonl"), t / "p.jsonl"), ("'query'", "binary")),
+    "predict-not-parquet": Case(lambda k, t: (predict(k, text_file(t, "d.parquet", "query,passage\na,b\n"),
+                                                      t / "p.jsonl"), t / "p.jsonl"), ("not a readable parquet",)),
+    # settings an artifact and the run that reads it must agree on
+    "finetune-store-other-max-length": Case(lambda k, t: (distill(k, k.train, k.store, t / "s", "--max-length", "8"),
+                                                          t / "s"), ("--max-length 64", "uses 8", "rows")),
+    "pretrain-store-other-max-length": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--max-length", "8"),
+                                                          t / "s"), ("--max-length 64", "uses 8")),
+    "finetune-eval-store-other-teacher": Case(
+        lambda k, t: (distill(k, k.train, k.store, t / "s", "--eval-data", k.train, "--eval-labels",
+                              store_of_teacher_u(k, t)), t / "s"), ("'t'",)),
+    "finetune-eval-store-other-weights": Case(
+        lambda k, t: (distill(k, k.train, store_with_weights(k, t, "a", "a" * 64), t / "s", "--eval-data", k.train,
+                              "--eval-labels", store_with_weights(k, t, "b", "b" * 64)), t / "s"),
+        ("'t'", "other weights")),
+    # label stores: integrity checks that editing meta.json cannot switch off
+    "pretrain-store-checksums-removed": Case(
+        lambda k, t: (pretrain(k, k.train, foreign_arrow_store(k, t, keep_own_checksums=False), t / "s"), t / "s"),
+        ("no checksums", "shard-00000")),
+    "finetune-store-checksums-rewritten": Case(
+        lambda k, t: (distill(k, k.train, foreign_arrow_store(k, t, keep_own_checksums=True), t / "s"), t / "s"),
+        ("differ from the ones saved with the shard",)),
+    "finetune-store-version-not-a-number": Case(lambda k, t: (distill(k, k.train, store_version(k, t, "2"), t / "s"),
+                                                              t / "s"), ("version is '2'",)),
+    # config files: bounded size, alias expansion and depth; echoed values clipped
+    "finetune-config-billion-laughs": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--config", billion_laughs(t)), t / "s"), ("aliases expand",)),
+    "label-config-nested-deep": Case(lambda k, t: (label(k, k.train, t / "out", "--config", deep_yaml(t)), t / "out"),
+                                     ("nested more than",)),
+    "predict-config-json-nested-deep": Case(
+        lambda k, t: (predict(k, k.train, t / "p.jsonl", "--config", deep_json(t)), t / "p.jsonl"),
+        ("nested more than",)),
+    "bench-config-too-large": Case(lambda k, t: (bench(k, k.train, "--config", huge_config(t)), None), ("MB",)),
+    "export-config-long-value-clipped": Case(
+        lambda k, t: (export(k, t / "x", "--config", config_long_value(t)), t / "x"),
+        ("config key 'max_length'", "characters in all")),
+    "finetune-student-config-nested-deep": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--student-from", k.teacher, "--student-config", deep_json(t)),
+                      t / "s"), ("nested thousands of levels deep",)),
+    "corpus-data-config-nested-deep": Case(
+        lambda k, t: ([*CORPUS, "--data-config", deep_json(t), "--output", t / "c.jsonl"], t / "c.jsonl"),
+        ("nested more than",)),
+    # numeric options checked when parsed
+    "finetune-seed-negative": Case(lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--seed", "-1"),
+                                                 t / "s"), ("--seed -1", "0 to 4,294,967,295")),
+    "finetune-seed-past-2-32": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--seed", str(2**32)), t / "s"),
+        ("--seed 4294967296",)),
+    "pretrain-seed-negative": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--seed", "-1"), t / "s"),
+                                   ("--seed -1",)),
+    "bench-seed-past-2-32": Case(lambda k, t: (bench(k, k.train, "--seed", str(2**40)), None), ("--seed",)),
+    "corpus-seed-negative": Case(lambda k, t: ([*CORPUS, "--data", k.train, "--seed", "-3", "--output",
+                                                t / "c.jsonl"], t / "c.jsonl"), ("--seed -3",)),
+    "predict-threads-0": Case(lambda k, t: (predict(k, k.train, t / "p.jsonl", "--threads", "0"), t / "p.jsonl"),
+                              ("--threads 0",)),
+    "label-threads-negative": Case(lambda k, t: (label(k, k.train, t / "out", "--threads", "-1"), t / "out"),
+                                   ("--threads -1",)),
+    "export-threads-0": Case(lambda k, t: (export(k, t / "x", "--threads", "0"), t / "x"), ("--threads 0",)),
+    "bench-threads-0": Case(lambda k, t: (bench(k, k.train, "--threads", "0"), None), ("--threads 0",)),
+    "finetune-config-seed-negative": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--config",
+                               config_file(t, "c.yaml", "train:\n  seed: -1\n")), t / "s"), ("'train.seed'", "-1")),
+    "predict-config-threads-0": Case(
+        lambda k, t: (predict(k, k.train, t / "p.jsonl", "--config", config_file(t, "c.yaml", "threads: 0\n")),
+                      t / "p.jsonl"), ("'threads'",)),
+    "finetune-max-length-4": Case(lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--max-length",
+                                                         "4"), t / "s"), ("--max-length 4",)),
+    "finetune-batch-size-overflows": Case(
+        lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--batch-size", str(2**63)), t / "s"),
+        ("--batch-size", "2,147,483,647")),
+    "label-shard-rows-0": Case(lambda k, t: (label(k, k.train, t / "out", "--shard-rows", "0"), t / "out"),
+                               ("--shard-rows 0",)),
+    "pretrain-warmup-ratio-1": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--warmup-ratio", "1"),
+                                                  t / "s"), ("--warmup-ratio 1",)),
+    # a write that fails (file system full, quota, size limit): one line naming the output and its free space
+    # A run long enough not to be warned about its length (the first checkpoint write fails anyway).
+    "finetune-write-fails": Case(lambda k, t: (finetune(k, k.train, t / "s", "--model", k.teacher, "--no-eval",
+                                                        "--max-steps", "200"), t / "s"),
+                                 ("cannot write", "free on that disk"), file_size_limit=16_000, names_output=True),
+    "pretrain-write-fails": Case(lambda k, t: (pretrain(k, k.train, k.store, t / "s", "--max-length", "64",
+                                                        "--max-steps", "200", "--eval-fraction", "0"), t / "s"),
+                                 ("cannot write", "free on that disk"), file_size_limit=16_000, names_output=True),
+    "export-write-fails": Case(lambda k, t: (export(k, t / "x"), t / "x"), ("cannot write", "free on that disk"),
+                               file_size_limit=16_000, names_output=True),
+    "predict-write-fails": Case(lambda k, t: (predict(k, k.train, t / "p.jsonl"), t / "p.jsonl"),
+                                ("cannot write", "free on that disk"), file_size_limit=1_000, names_output=True),
+    "label-write-fails": Case(lambda k, t: (label(k, k.train, t / "out"), t / "out"),
+                              ("cannot write", "free on that disk"), file_size_limit=1_000),
+    "corpus-write-fails": Case(lambda k, t: ([*CORPUS, "--data", k.train, "--output", t / "c.jsonl"], t / "c.jsonl"),
+                               ("cannot write", "free on that disk"), file_size_limit=1_000, names_output=True),
+    "bench-json-write-fails": Case(lambda k, t: (bench(k, k.train, "--json", t / "b.json"), t / "b.json"),
+                                   ("cannot write", "free on that disk"), file_size_limit=500),
+    "data-json-write-fails": Case(lambda k, t: (["data", "--data", k.train, "--no-tokens", "--json", t / "s.json"],
+                                                t / "s.json"), ("cannot write", "free on that disk"),
+                                  file_size_limit=100),
+    "prune-write-fails": Case(lambda k, t: (["prune", "--model", k.teacher, "--data", k.train, "--max-length", "32",
+                                             "--output", t / "p", "--quiet"], t / "p"),
+                              ("cannot write", "free on that disk"), file_size_limit=16_000, names_output=True),
+})
+
+
 def _snapshot(path: Path | None) -> dict | None:
     if path is None or not path.exists():
         return None
@@ -672,18 +970,41 @@ def test_bad_input_gives_one_clear_line(name, kit, tmp_path, monkeypatch):
     before = _snapshot(output)
     threads = _torch_threads()
     try:
-        result = run_cli(*argv)
+        with _file_size_limit(case.file_size_limit):
+            result = run_cli(*argv)
     finally:
         _restore_threads(threads)
-    assert_user_error(result, *case.needles)
+    line = assert_user_error(result, *case.needles)
+    assert len(line) < 1500, f"{len(line)} characters"  # echoed input is clipped (errors.PART_WIDTH)
+    if case.names_output:
+        assert str(output) in line, line
     assert_nothing_looks_finished(output, before)
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int | None):
+    """Writes past ``limit`` bytes fail with EFBIG (SIGXFSZ ignored), for this process, until the block ends."""
+    if limit is None:
+        yield
+        return
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
 
 
 def test_corpus_covers_every_subcommand():
     commands = {name.split("-")[0] for name in CASES}
     assert {"label", "corpus", "pretrain", "finetune", "bench", "export", "predict"} <= commands
     assert {"data", "prune"} <= commands
-    assert len(CASES) >= 100
+    assert len(CASES) >= 180
 
 
 def _torch_threads() -> int:

@@ -264,3 +264,45 @@ def test_hub_failure_is_one_line(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     assert_user_error(run_cli("data", "--dataset", "glue", "--subset", "rte", "--no-tokens"),
                       "could not load hub data set", "glue/rte")
+
+
+# --- formats read by their spec (issue 30) ----------------------------------------------------------
+
+def test_csv_quoted_line_breaks_stay_in_their_field(tmp_path):
+    """RFC 4180: a quoted field may hold line breaks. This 20-row file hides two lines that look like rows
+    with a third label inside quoted passages; read line by line it gave 22 rows and 3 classes."""
+    rows = [f'what is the sea {i},the sea is blue,{i % 2}' for i in range(20)]
+    rows[4] = 'what is the sun,"the sun is hot\nwhat is the moon,the moon,2",0'
+    rows[11] = 'what is ice,"ice is ""cold"", and\r\nwhat is snow,snow,2",1'
+    path = _write(tmp_path, "d.csv", "query,passage,label\n" + "\n".join(rows) + "\n")
+    data = load_task_data(DataSpec(path=str(path)))
+    assert data.num_rows == 20 and data.label_names == ["0", "1"]
+    assert data.column("text_b")[4] == "the sun is hot\nwhat is the moon,the moon,2"
+    assert data.column("text_b")[11] == 'ice is "cold", and\r\nwhat is snow,snow,2'
+    result = run_cli("data", "--data", path, "--no-tokens")
+    assert result.code == 0 and "20" in result.out, result.out
+
+
+def test_json_values_keep_their_types_and_unused_keys_do_not_matter(tmp_path):
+    import json
+
+    records = [{"query": "what is the sea", "passage": "the sea is blue", "label": 1, "meta": {"a": [1, 2]}},
+               {"query": "what is the sun", "passage": "the sun is hot", "label": 0, "meta": "free text"}]
+    lines = _write(tmp_path, "d.jsonl", "\n".join(json.dumps(r) for r in records) + "\n\n")
+    array = _write(tmp_path, "d.json", json.dumps(records, indent=2))
+    for path in (lines, array):
+        data = load_task_data(DataSpec(path=str(path)))
+        assert data.num_rows == 2 and data.label_names == ["0", "1"] and list(data.dataset["label"]) == [1, 0]
+        assert data.column("text_a") == ["what is the sea", "what is the sun"]
+
+
+def test_parquet_dictionary_and_large_string_columns_are_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"query": pa.array(["a b", "c d"]).dictionary_encode(),
+                      "passage": pa.array(["x", "y"], pa.large_string()), "label": pa.array([True, False])})
+    pq.write_table(table, tmp_path / "d.parquet")
+    data = load_task_data(DataSpec(path=str(tmp_path / "d.parquet")))
+    assert data.column("text_a") == ["a b", "c d"] and data.column("text_b") == ["x", "y"]
+    assert data.label_names == ["false", "true"]

@@ -1,7 +1,7 @@
 """Measured defaults (issue 20): run length from the data size, learning rate from what is trained."""
 
 from bertdistill.training.config import MIN_DEFAULT_UPDATES, STUDENT_LR, TEACHER_LR, TrainConfig, default_updates
-from bertdistill.training.setup import default_lr
+from bertdistill.training.student_setup import default_lr
 
 
 def test_default_updates_three_epochs_on_large_data():
@@ -70,7 +70,8 @@ class _Teachers:
 
 def test_a_smaller_student_starts_from_the_first_teachers_layers(tmp_path):
     from bertdistill.training.config import StudentConfig
-    from bertdistill.training.setup import first_teacher, student_source_from_teacher
+    from bertdistill.training.student_setup import student_source_from_teacher
+    from bertdistill.training.teacher_source import first_teacher
 
     t1, t2 = tmp_path / "t1", tmp_path / "t2"
     t1.mkdir(), t2.mkdir()
@@ -120,3 +121,41 @@ def test_distilled_student_starts_from_its_teacher(tmp_path):
     t = AutoModelForSequenceClassification.from_pretrained(teacher).bert.encoder.layer[0].state_dict()
     s = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student").bert.encoder.layer[0].state_dict()
     assert all(torch.allclose(t[k], s[k], atol=1e-6) for k in t)
+
+
+def test_an_explicit_length_far_below_the_default_warns_with_the_numbers():
+    """Issue 33: --epochs 3 on 1,146 training rows (36 updates per epoch) is 108 updates against the 300 the defaults
+    run; students collapsed at 87 and 108 updates. Half the default length is where the warning starts."""
+    from bertdistill.training.config import short_run_warning
+
+    line = short_run_warning(108, 36, TrainConfig(epochs=3))
+    assert line == ("--epochs 3 gives 108 updates (36 per epoch), under half of the 300 that the measured defaults run "
+                    "(3-layer students collapsed to one class at 87 and 108 updates); leave --epochs out for the "
+                    "default length")
+    assert short_run_warning(20, 36, TrainConfig(max_steps=20)).startswith("--max-steps 20 gives 20 updates")
+    assert short_run_warning(150, 36, TrainConfig(epochs=4.2)) is None  # half of 300: not far below
+    assert short_run_warning(108, 36, TrainConfig()) is None  # the defaults' own length is never warned about
+    assert short_run_warning(3000, 1000, TrainConfig(epochs=3)) is None
+    # on tiny data the default itself is 20 epochs (80 updates of 4): compared with that, not with 300
+    assert "under half of the 80" in short_run_warning(12, 4, TrainConfig(epochs=3))
+
+
+def test_finetune_prints_the_short_run_warning_once_and_records_it(tmp_path):
+    import json
+
+    from cli_helpers import run_cli
+    from conftest import make_tiny_bert, write_toy_pairs
+
+    base = make_tiny_bert(tmp_path / "base", layers=2, hidden=32)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=64, seed=1)
+    common = ["finetune", "--data", train, "--model", base, "--batch-size", "8", "--max-length", "32", "--no-eval"]
+    result = run_cli(*common, "--epochs", "3", "--output", tmp_path / "short")
+    assert result.code == 0, result.err
+    expected = ("warning: --epochs 3 gives 24 updates (8 per epoch), under half of the 160 that the measured defaults "
+                "run (3-layer students collapsed to one class at 87 and 108 updates); leave --epochs out for the "
+                "default length")
+    assert result.err.count("warning:") == 1 and expected in result.err
+    record = json.loads((tmp_path / "short" / "training_record.json").read_text())
+    assert record["summary"]["length_warning"] == expected.removeprefix("warning: ")
+    fine = run_cli(*common, "--epochs", "10", "--output", tmp_path / "long")  # 80 of 160 updates: not warned
+    assert fine.code == 0 and "warning" not in fine.err

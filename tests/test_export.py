@@ -70,7 +70,7 @@ def test_directory_with_the_old_int8_name_still_loads(exported, tmp_path):
     from bertdistill.inference.scorer import score_rows
 
     new_scorer, old_scorer = load_scorer(str(out), "onnx-int8"), load_scorer(str(old), "onnx-int8")
-    assert Path(old_scorer.onnx_file).name == "model.int8.onnx"
+    assert Path(old_scorer.model_file).name == "model.int8.onnx"
     a, b = ["what is the river", "a cat"], ["the river is long", "the dog runs"]
     new, _ = score_rows(new_scorer, new_scorer.encode(a, b, 32), 2)
     old_logits, _ = score_rows(old_scorer, old_scorer.encode(a, b, 32), 2)

@@ -102,23 +102,24 @@ def test_ctrl_c_says_how_to_continue(tmp_path):
 def test_ctrl_c_is_raised_at_the_loops_safe_points():
     """The first Ctrl-C only marks the run to stop (raised by check(), never inside a finalizer, where
     Python would drop it); a second one interrupts at once; the previous handler comes back."""
-    from bertdistill.teachers.label import _ctrl_c_at_safe_points
+    from bertdistill.interrupts import InterruptedAgain, ctrl_c_at_safe_points
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     try:
-        with _ctrl_c_at_safe_points() as check:
+        with ctrl_c_at_safe_points() as ctrl_c:
+            check = ctrl_c.check
             check()  # nothing pressed yet
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.01)  # the handler has run: no exception here
             with pytest.raises(KeyboardInterrupt):
                 check()
-            with pytest.raises(KeyboardInterrupt):
+            with pytest.raises(InterruptedAgain):
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(1)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         # ignored Ctrl-C (a background job) stays ignored
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with _ctrl_c_at_safe_points() as check:
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        with ctrl_c_at_safe_points() as ctrl_c:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not ctrl_c.active
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -211,16 +211,18 @@ def test_finetune_starts_from_a_pruned_student(work, tmp_path):
     assert (student.config.num_hidden_layers, student.config.hidden_size) == (2, 16)
 
 
-def _not_bert(path: Path) -> Path:
-    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertForSequenceClassification
+def _no_adapter(path: Path) -> Path:
+    """A tiny ALBERT (layers shared in groups): a family without a layout adapter."""
+    from transformers import AlbertConfig, AlbertForSequenceClassification, BertTokenizerFast
 
     from conftest import write_vocab
 
     path.mkdir(parents=True)
     vocab = write_vocab(path / "vocab.txt")
     BertTokenizerFast(vocab_file=str(vocab), vocab=str(vocab)).save_pretrained(path)
-    config = DistilBertConfig(vocab_size=len(vocab.read_text().split()), dim=32, n_layers=1, n_heads=2, hidden_dim=64)
-    DistilBertForSequenceClassification(config).save_pretrained(path)
+    config = AlbertConfig(vocab_size=len(vocab.read_text().split()), embedding_size=16, hidden_size=32,
+                          num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    AlbertForSequenceClassification(config).save_pretrained(path)
     return path
 
 
@@ -235,14 +237,14 @@ def _not_bert(path: Path) -> Path:
     (["--layer-map", "1,9"], ["layers [9] are outside 1..4"]),
     (["--layer-map", "middle"], ["is not first, skip, importance"]),
     (["--teacher", "{work}/cls", "--model", "{work}/base"], ["needs a classifier"]),
-    (["--model", "{not_bert}"], ["not BERT-layout"]),
+    (["--model", "{no_adapter}"], ["model_type 'albert' has no layout adapter", "prune"]),
     (["--data", "{empty}"], ["no data rows"]),
 ])
 def test_bad_input_exits_2_and_writes_nothing(work, tmp_path, args, needles):
     empty = tmp_path / "empty.tsv"
     empty.write_text("query\tpassage\tlabel\n")
-    not_bert = _not_bert(tmp_path / "distil") if "{not_bert}" in args else None
-    args = [a.format(work=work, not_bert=not_bert, empty=empty) for a in args]
+    no_adapter = _no_adapter(tmp_path / "albert") if "{no_adapter}" in args else None
+    args = [a.format(work=work, no_adapter=no_adapter, empty=empty) for a in args]
     base = ["prune", "--output", tmp_path / "out"]
     if "--model" not in args:
         base += ["--model", work / "cls"]

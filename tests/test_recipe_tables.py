@@ -70,3 +70,29 @@ def test_train_minutes_sums_stages_per_seed_then_averages(tmp_path):
     lines = recipe_tables.paper_table({"tmkd": {"map": [0.7]}}, [("tmkd", "TMKD")], ("map",), "map", 1.0,
                                       minutes={"tmkd": 7.5})
     assert "| TMKD | 1 | 0.7000 ± 0.0000 | 70.0% | 7.5 |" in lines
+
+
+def test_real_setting_collector_checks_each_deployed_student_against_its_target():
+    """examples/mpnet/collect.py: (a)/(b) students need 99% at 5× the teacher's fastest backend and ≤ 1 point
+    lost to bf16/int8; (c) students 97% at 15×."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    spec = importlib.util.spec_from_file_location(
+        "mpnet_collect", Path(__file__).resolve().parents[1] / "examples" / "mpnet" / "collect.py")
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+    bench = {"machine": {"cpu": "cpu"}, "created": "2026-12-02T10:00:00",
+             "settings": {"threads": 2, "max_length": 128, "repeats": 10},
+             "models": [_model("t1", "torch", 0.80, 20, "accuracy"), _model("t1-bf16", "bf16", 0.80, 50, "accuracy"),
+                        _model("a-tmkd", "torch", 0.80, 150, "accuracy"),
+                        _model("a-tmkd-bf16", "bf16", 0.795, 400, "accuracy"),
+                        _model("c-tmkd3", "torch", 0.79, 300, "accuracy"),
+                        _model("c-tmkd3-int8", "onnx-int8", 0.77, 760, "accuracy")]}
+    seeds = {"a-tmkd": {"accuracy": [0.795, 0.80]}, "c-tmkd3": {"accuracy": [0.78, 0.78]}}
+    text = "\n".join(collect.deployed(bench, "accuracy", 0.80, seeds))
+    assert ("- a-tmkd: 99.7% of the best teacher (2 seeds, bf16; target ≥ 99%) at 8.00× the teacher's fastest "
+            "backend (PyTorch bf16 autocast; target ≥ 5×); at most 0.50 points lost to bf16/int8 (target ≤ 1): met."
+            in text)
+    assert "- c-tmkd3: 97.5% of the best teacher (2 seeds, bf16; target ≥ 97%) at 15.20×" in text
+    assert text.endswith("at most 2.00 points lost to bf16/int8: met.")

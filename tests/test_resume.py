@@ -20,7 +20,9 @@ def _config(tmp_path, out, store, train, teacher, **kw):
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     from bertdistill.errors import UserError
-    from bertdistill.training import loop
+    from bertdistill.io import read_json
+    from bertdistill.training import batches
+    from bertdistill.training.checkpoints import STATE_FILE, latest_checkpoint
     from bertdistill.training.finetune import finetune
 
     teacher = make_tiny_bert(tmp_path / "t", layers=4, seed=1)
@@ -31,7 +33,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     assert straight.steps == 6
 
     calls = {"n": 0}
-    real_batch = loop.TrainSet.batch
+    real_batch = batches.TrainSet.batch
 
     def interrupting_batch(self, indices):
         if self.teachers is not None:  # training batches only, not evaluation batches
@@ -40,12 +42,12 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
         return real_batch(self, indices)
 
-    monkeypatch.setattr(loop.TrainSet, "batch", interrupting_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", interrupting_batch)
     with pytest.raises(UserError, match="--resume"):
         finetune(_config(tmp_path, "b", store, train, teacher), show_progress=False)
-    state = loop.read_json(loop.latest_checkpoint(tmp_path / "b") / loop.STATE_FILE)
+    state = read_json(latest_checkpoint(tmp_path / "b") / STATE_FILE)
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 2)
-    monkeypatch.setattr(loop.TrainSet, "batch", real_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", real_batch)
 
     with pytest.raises(UserError, match="already exists"):
         finetune(_config(tmp_path, "b", store, train, teacher), show_progress=False)

@@ -106,7 +106,9 @@ def test_one_class_is_fine_outside_training(teacher, tmp_path):
                    tmp_path / "p.jsonl").code == 0
 
 
-def test_store_checksums_in_meta_and_old_stores_still_open(tmp_path):
+def test_store_checksums_in_meta_and_a_store_without_them_is_refused(tmp_path):
+    """Issue 30: a missing checksum list is a refusal, not a skip (else editing meta.json switches the check off)."""
+    from bertdistill.errors import UserError
     from bertdistill.teachers.store import LabelStore, write_label_store
 
     logits = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
@@ -117,10 +119,11 @@ def test_store_checksums_in_meta_and_old_stores_still_open(tmp_path):
     for shard in saved["shards"]:
         assert shard["files"] and all(len(f["sha256"]) == 64 and f["size"] > 0 for f in shard["files"].values())
     np.testing.assert_array_equal(LabelStore.open(store).logits("t"), logits)
-    for shard in saved["shards"]:  # a store written before checksums existed
+    for shard in saved["shards"]:  # checksums removed from meta.json (or a store written before they existed)
         del shard["files"]
     (store / "meta.json").write_text(json.dumps(saved))
-    np.testing.assert_array_equal(LabelStore.open(store).logits("t"), logits)
+    with pytest.raises(UserError, match="lists no checksums for shard shard-00000"):
+        LabelStore.open(store)
 
 
 def test_label_disk_full_is_one_line_and_resumes(teacher, tmp_path, monkeypatch):

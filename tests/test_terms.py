@@ -101,14 +101,14 @@ def _student_and_teachers(tmp_path, store, teacher_dirs, distill, layers=2):
     from bertdistill.data.sources import DataSpec, load_task_data
     from bertdistill.student.config import StudentConfig
     from bertdistill.teachers.store import LabelStore
-    from bertdistill.training import setup
+    from bertdistill.training import setup, student_setup
     from bertdistill.training.objective import DistillationModule
     from bertdistill.training.teacher_source import OnlineTeachers, StoreTeachers
 
     data = load_task_data(DataSpec(path=str(tmp_path / "train.tsv")))
     offline = StoreTeachers(LabelStore.open(store))
     first = next(iter(teacher_dirs.values()))
-    model, tok, _ = setup.build_student(StudentConfig(source=str(first), layers=layers), ["0", "1"],
+    model, tok, _ = student_setup.build_student(StudentConfig(source=str(first), layers=layers), ["0", "1"],
                                         list(teacher_dirs), 0)
     online = OnlineTeachers([f"{n}={p}" for n, p in teacher_dirs.items()], ["0", "1"], tok)
     objective, _ = build_objective(distill, online.infos, model.config, "heads")
@@ -118,7 +118,7 @@ def _student_and_teachers(tmp_path, store, teacher_dirs, distill, layers=2):
 
 
 def test_online_and_offline_teachers_give_the_same_kd_and_pkd(tmp_path):
-    from bertdistill.training.loop import TrainSet
+    from bertdistill.training.batches import TrainSet
 
     teachers = {"t1": make_tiny_bert(tmp_path / "t1", layers=4, seed=1),
                 "t2": make_tiny_bert(tmp_path / "t2", layers=4, seed=2)}
@@ -149,7 +149,7 @@ def test_new_terms_are_zero_against_an_identical_teacher(tmp_path):
     distill = DistillConfig(alpha=1.0, terms=terms)
     module, _, online, encoded, tok = _student_and_teachers(tmp_path, store, {"t1": teacher}, distill, layers=2)
     online.prepare({t.name: module.objective.teacher_request(t) for t in online.infos})
-    from bertdistill.training.loop import TrainSet
+    from bertdistill.training.batches import TrainSet
 
     batch = TrainSet(encoded, tok.pad_token_id, online).batch(list(range(8)))
     with torch.no_grad():
@@ -200,3 +200,42 @@ def test_pkd_projection_of_a_pruned_student_starts_as_its_kept_dimensions():
     # No record, or a record of another width: a random start, as before.
     plain, _ = build_objective(DistillConfig(alpha=0.5, pkd="skip"), infos[:1], _Shape(hidden=4), "avg")
     assert float(plain.term("pkd").projections["w8"].bias.abs().sum()) > 0
+
+
+def test_each_term_has_options_of_its_own_defaulting_to_the_run_wide_settings():
+    """--temperature and --kd-loss are the defaults of kd's options; --term kd=...,key=value and a config's
+    {"weight": w, key: value} set them per term; listwise_kd keeps a temperature of its own."""
+    from bertdistill.commands.finetune import term_weights
+
+    infos = [TeacherInfo(n, 6, 8, stored_layers=[2, 4]) for n in ("a", "b")]
+    given = term_weights(["kd=0.6,loss=mse", "listwise_kd=0.7,temperature=1"])
+    assert given == {"kd": {"weight": 0.6, "loss": "mse"}, "listwise_kd": {"weight": 0.7, "temperature": "1"}}
+    objective, described = build_objective(DistillConfig(alpha=0.5, temperature=3.0, terms=given), infos, _Shape(),
+                                           "heads")
+    kd, listwise = objective.term("kd"), objective.term("listwise_kd")
+    assert (kd.weight, kd.options.loss, kd.options.temperature) == (0.6, "mse", 3.0)
+    assert listwise.options.temperature == 1.0 and isinstance(listwise.options.temperature, float)
+    assert described["terms"]["kd"] | {"formula": None} == {"weight": 0.6, "formula": None, "temperature": 3.0,
+                                                            "loss": "mse"}
+    assert described["terms"]["listwise_kd"]["temperature"] == 1.0
+    # A plain weight keeps the run-wide settings; --pkd chooses pkd's mode, which --term pkd=...,mode= overrides.
+    objective, _ = build_objective(DistillConfig(pkd="last", terms={"pkd": {"weight": 2.0, "mode": "skip"}}), infos,
+                                   _Shape(), "avg")
+    assert (objective.term("pkd").weight, objective.term("pkd").options.mode) == (2.0, "skip")
+
+
+@pytest.mark.parametrize("terms, needles", [
+    ({"kd": {"weight": 1.0, "tempreature": 2}}, ["no option 'tempreature'", "temperature, loss"]),
+    ({"kd": {"weight": 1.0, "loss": "hinge"}}, ["loss='hinge'", "kl, mse"]),
+    ({"listwise_kd": {"weight": 1.0, "temperature": "hot"}}, ["temperature='hot' is not float"]),
+    ({"listwise_kd": {"weight": 1.0, "temperature": 0}}, ["temperature 0 must be a finite positive number"]),
+    ({"margin_mse": {"weight": 1.0, "scale": 2}}, ["no option 'scale'", "give only its weight"]),
+    ({"kd": {"weight": -1}}, ["has weight -1"]),
+])
+def test_bad_term_options_are_one_line(terms, needles):
+    from bertdistill.errors import UserError
+
+    infos = [TeacherInfo("a", 6, 8)]
+    with pytest.raises(UserError) as err:
+        build_objective(DistillConfig(terms=terms), infos, _Shape(), "avg")
+    assert all(n in err.value.line() for n in needles), err.value.line()

@@ -21,7 +21,7 @@ def test_tensorboard_history_and_curves(tmp_path):
     out = tmp_path / "run"
     r = run_cli("finetune", "--data", data, "--eval-data", data, "--model", model, "--epochs", 2, "--batch-size", 8,
                 "--lr", "1e-3", "--max-length", 32, "--save-every", 1000, "--report-to", "tensorboard",
-                "--output", out)
+                "--allow-collapsed", "--output", out)
     assert r.code == 0, r.err
     record = json.loads((out / "training_record.json").read_text())
     history = record["history"]
@@ -56,7 +56,7 @@ def test_curves_note_without_matplotlib(tmp_path, monkeypatch):
     import builtins
 
     from bertdistill.training.curves import SKIP_NOTE, write_curves
-    from bertdistill.training.loop import TrainResult
+    from bertdistill.training.run import TrainResult
 
     real = builtins.__import__
 

@@ -78,12 +78,12 @@ def test_non_finite_training_options_are_one_line_errors(tmp_path, option, value
 
 def test_resume_refuses_training_data_changed_since_the_checkpoint(tmp_path, monkeypatch):
     from bertdistill.errors import UserError
-    from bertdistill.training import loop
+    from bertdistill.training import batches
     from bertdistill.training.finetune import finetune
 
     model = make_tiny_bert(tmp_path / "m", layers=2)
     train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
-    real_batch = loop.TrainSet.batch
+    real_batch = batches.TrainSet.batch
     calls = {"n": 0}
 
     def interrupting_batch(self, indices):
@@ -92,15 +92,53 @@ def test_resume_refuses_training_data_changed_since_the_checkpoint(tmp_path, mon
             raise KeyboardInterrupt
         return real_batch(self, indices)
 
-    monkeypatch.setattr(loop.TrainSet, "batch", interrupting_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", interrupting_batch)
     with pytest.raises(UserError, match="--resume"):
         finetune(_plain_config(tmp_path, train, model, save_every=1, epochs=2), show_progress=False)
-    monkeypatch.setattr(loop.TrainSet, "batch", real_batch)
+    monkeypatch.setattr(batches.TrainSet, "batch", real_batch)
     write_toy_pairs(train, n=32, seed=2)  # same size and columns, other rows
     config = _plain_config(tmp_path, train, model, save_every=1, epochs=2)
     config.resume = True
     with pytest.raises(UserError, match="the training data changed since the checkpoint"):
         finetune(config, show_progress=False)
+
+
+def test_resume_may_change_what_judges_the_model_but_not_what_trains_it(tmp_path, monkeypatch):
+    """--strict, --allow-collapsed and --baseline only judge the finished model: a resumed run may change them, and a
+    checkpoint whose fingerprint holds them (or predates them) resumes. --lr still may not change."""
+    from bertdistill.errors import UserError
+    from bertdistill.io import read_json, write_json
+    from bertdistill.training import batches
+    from bertdistill.training.checkpoints import STATE_FILE
+    from bertdistill.training.finetune import finetune
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
+    real_batch = batches.TrainSet.batch
+    calls = {"n": 0}
+
+    def interrupting_batch(self, indices):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_batch(self, indices)
+
+    monkeypatch.setattr(batches.TrainSet, "batch", interrupting_batch)
+    with pytest.raises(UserError, match="--resume"):
+        finetune(_plain_config(tmp_path, train, model, save_every=1, epochs=2), show_progress=False)
+    monkeypatch.setattr(batches.TrainSet, "batch", real_batch)
+    state_file = next((tmp_path / "out" / "checkpoints").glob("step-*")) / STATE_FILE
+    state = read_json(state_file)
+    state["fingerprint"]["guards"] = {"strict": False}  # as an older version wrote it
+    write_json(state_file, state)
+    changed_lr = _plain_config(tmp_path, train, model, save_every=1, epochs=2, lr=5e-4)
+    changed_lr.resume = True
+    with pytest.raises(UserError, match=r"other settings \(train\)"):
+        finetune(changed_lr, show_progress=False)
+    config = _plain_config(tmp_path, train, model, save_every=1, epochs=2)
+    config.resume, config.guards.strict, config.guards.allow_collapsed = True, True, True
+    result = finetune(config, show_progress=False)
+    assert result.steps == 8 and (tmp_path / "out" / ".complete").is_file()
 
 
 def test_a_second_writer_of_one_output_is_refused_with_the_holders_pid(tmp_path):
@@ -118,8 +156,11 @@ def test_a_second_writer_of_one_output_is_refused_with_the_holders_pid(tmp_path)
     assert result.code == 0, result.err
 
 
-def test_a_collapsed_student_warns_and_fails_with_strict(tmp_path):
-    """A tiny model barely trained predicts one class: the dev split catches it (warning, record; --strict: exit 2)."""
+def test_a_collapsed_run_is_saved_marked_failed_and_exits_3(tmp_path):
+    """Issue 33's step-0 case: a tiny model barely trained predicts one class at every evaluation, and the
+    untrained start (step 0) scores as well as any trained step, so it used to be the kept "best" model and the
+    run exited 0. Now the kept model comes from training, and the run is saved but marked as failed: exit 3, one
+    verdict line, FAILED in the folder and the verdict in its record."""
     import json
 
     model = make_tiny_bert(tmp_path / "m", layers=2)
@@ -127,23 +168,135 @@ def test_a_collapsed_student_warns_and_fails_with_strict(tmp_path):
     args = ["finetune", "--data", train, "--model", model, "--max-steps", "2", "--lr", "1e-7", "--batch-size", "16",
             "--max-length", "32"]
     result = run_cli(*args, "--output", tmp_path / "out")
-    assert result.code == 0, result.err
+    assert result.code == 3, result.err
     assert "note: dev split: 24 of 240 training rows held out" in result.err
     assert "warning: the student predicts one class for 100% of the dev rows (collapsed)" in result.err
-    record = json.loads((tmp_path / "out" / "training_record.json").read_text())
+    assert "warning: the student's scores barely vary across dev rows" in result.err
+    assert "warning: --max-steps 2 gives 2 updates (14 per epoch), under half of the 280" in result.err
+    last = result.err.strip().splitlines()[-1]  # after the training output: one verdict line, no traceback
+    assert "Traceback" not in result.err
+    assert last.startswith("failed: ") and "collapsed" in last and "at every evaluation after training began" in last
+    assert "marked as failed" in last and "--allow-collapsed" in last and str(tmp_path / "out") in last
+
+    out = tmp_path / "out"
+    record = json.loads((out / "training_record.json").read_text())
+    evaluations = {e["step"]: e for e in record["evaluations"]}
+    assert sorted(evaluations) == [0, 2]
+    # The untrained start scores as well as the trained step (ties used to keep the earlier one: step 0) ...
+    assert evaluations[0]["accuracy"] >= evaluations[2]["accuracy"]
+    # ... but the kept model is the trained one.
+    assert record["summary"]["best_step"] == 2
+    assert record["summary"]["dev_report"]["student"]["step"] == 2
+    verdict = record["summary"]["verdict"]
+    assert verdict["status"] == "failed" and verdict["reason"] == "collapsed" and verdict["collapsed"]
     assert any("collapsed" in w for w in record["summary"]["warnings"])
-    report = record["summary"]["dev_report"]
-    assert report["rows"] == 24 and report["majority_baseline"]["accuracy"] >= 0.5
-    assert record["summary"]["best_step"] is not None  # the best checkpoint by dev accuracy was kept
+    assert (out / "FAILED").read_text().startswith("failed: collapsed: it answered one class")
+    assert (out / ".complete").is_file() and (out / "model.safetensors").is_file()  # complete, saved, marked
+    reused = run_cli("finetune", "--data", train, "--student-from", out, "--max-steps", "1", "--no-eval",
+                     "--output", tmp_path / "reused")  # whoever uses it is told, once
+    assert reused.code == 0, reused.err
+    assert reused.err.count(f"warning: --student-from {out} was marked as failed by its training run "
+                            "(failed: collapsed: it answered one class") == 1
+
+    allowed = run_cli(*args, "--allow-collapsed", "--output", tmp_path / "allowed")
+    assert allowed.code == 0, allowed.err
+    assert "warning: the student predicts one class for 100% of the dev rows (collapsed)" in allowed.err
+    assert not (tmp_path / "allowed" / "FAILED").exists()
+    record = json.loads((tmp_path / "allowed" / "training_record.json").read_text())
+    assert record["summary"]["verdict"]["status"] == "ok" and record["summary"]["verdict"]["collapsed"]
+    assert "accepted with --allow-collapsed" in record["summary"]["verdict"]["line"]
 
     strict = run_cli(*args, "--strict", "--output", tmp_path / "strict")
-    last = strict.err.strip().splitlines()[-1]  # after the training output: one error line, no traceback
-    assert strict.code == 2 and "Traceback" not in strict.err
-    # Collapsed, and (its logits barely moved from their tiny random start) its scores barely vary.
-    assert "warning: the student's scores barely vary across dev rows" in result.err
-    assert last.startswith("error: ") and "failed 2 check(s)" in last and "collapsed" in last and "--strict" in last
+    last = strict.err.strip().splitlines()[-1]
+    assert strict.code == 3 and "Traceback" not in strict.err  # saved, failed: not the bad-input status 2
+    assert last.startswith("failed: ") and "failed 2 check(s)" in last and "collapsed" in last and "--strict" in last
+    assert (tmp_path / "strict" / "FAILED").is_file()
     no_eval = run_cli(*args, "--no-eval", "--output", tmp_path / "all")
-    assert no_eval.code == 0 and "warning" not in no_eval.err and "dev split" not in no_eval.err
+    assert no_eval.code == 0 and "dev split" not in no_eval.err
+    assert [line for line in no_eval.err.splitlines() if line.startswith("warning:")] == [
+        "warning: --max-steps 2 gives 2 updates (15 per epoch), under half of the 300 that the measured defaults run "
+        "(3-layer students collapsed to one class at 87 and 108 updates); leave --max-steps out for the default "
+        "length"]
+
+
+def test_a_collapsed_run_raises_run_failed_from_the_library(tmp_path):
+    """finetune() raises RunFailed (a UserError whose exit status is 3) carrying the saved run's result."""
+    from bertdistill.data.sources import DataSpec
+    from bertdistill.errors import EXIT_RUN_FAILED, RunFailed, UserError
+    from bertdistill.training.config import FinetuneConfig, StudentConfig
+    from bertdistill.training.finetune import finetune
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=240, seed=5)
+    config = FinetuneConfig(train_data=DataSpec(path=str(train)), output=str(tmp_path / "out"),
+                            student=StudentConfig(source=str(model)),
+                            train=small_train(max_steps=2, lr=1e-7, batch_size=16))
+    with pytest.raises(RunFailed) as info:
+        finetune(config, show_progress=False)
+    assert isinstance(info.value, UserError) and info.value.exit_code == EXIT_RUN_FAILED == 3
+    assert info.value.result.best_step == 2 and info.value.result.verdict["status"] == "failed"
+    assert (tmp_path / "out" / "FAILED").is_file()
+
+
+def test_the_verdict_counts_only_evaluations_after_training_began():
+    from bertdistill.training.guards import GuardConfig, run_verdict
+
+    def ev(step, share, spread=1.0):
+        return {"step": step, "predicted_class_share": share, "score_spread": spread}
+
+    guards = GuardConfig()
+    assert run_verdict([ev(0, 1.0), ev(36, 1.0), ev(72, 0.96)], [], "pair", guards)["status"] == "failed"
+    learned = run_verdict([ev(0, 1.0), ev(36, 1.0), ev(72, 0.6)], [], "pair", guards)
+    assert learned == {"status": "ok", "reason": None, "collapsed": False, "line": "trained"}
+    assert run_verdict([ev(0, 0.5), ev(36, 0.99)], [], "pair", guards)["line"] == (
+        "collapsed: it answered one class for ≥ 95% of the rows at every evaluation after training began "
+        "(1, step 36)")
+    # ranking: one class is normal; scores that barely vary are the collapse
+    assert run_verdict([ev(5, 1.0, spread=0.5)], [], "ranking", guards)["status"] == "ok"
+    assert run_verdict([ev(5, 0.5, spread=0.001)], [], "ranking", guards)["status"] == "failed"
+    ranked = {"step": 5, "score_spread": 0.01, "teacher_score_spread": 1.0}
+    assert run_verdict([ranked], [], "ranking", guards)["reason"] == "collapsed"
+    # --allow-collapsed accepts it; --strict fails any warning, and says so first
+    allowed = run_verdict([ev(5, 1.0)], ["w"], "pair", GuardConfig(allow_collapsed=True))
+    assert allowed["status"] == "ok" and allowed["collapsed"]
+    strict = run_verdict([ev(5, 0.5)], ["dev accuracy 0.4 is below"], "pair", GuardConfig(strict=True))
+    assert strict["reason"] == "strict" and "failed 1 check(s) under --strict: dev accuracy" in strict["line"]
+    assert run_verdict([], [], "pair", guards)["status"] == "ok"  # no evaluation: nothing to judge
+
+
+def test_baseline_is_scored_on_the_same_dev_rows_and_shown_beside_the_student(tmp_path):
+    """--baseline MODEL: the run's table has the baseline's dev metrics (the same rows: a baseline trained with the
+    defaults on the same data recorded the same accuracy for itself) and one line with the difference."""
+    import json
+
+    model = make_tiny_bert(tmp_path / "m", layers=2)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=240, seed=5)
+    common = ["--data", train, "--batch-size", "16", "--max-length", "32", "--lr", "1e-3"]
+    base = run_cli("finetune", *common, "--model", model, "--max-steps", "20", "--allow-collapsed",
+                   "--output", tmp_path / "base")
+    assert base.code == 0, base.err
+    own = json.loads((tmp_path / "base" / "training_record.json").read_text())["summary"]["dev_report"]["student"]
+    result = run_cli("finetune", *common, "--model", model, "--max-steps", "3", "--seed", "2", "--allow-collapsed",
+                     "--baseline", tmp_path / "base", "--output", tmp_path / "student")
+    assert result.code == 0, result.err
+    assert f"baseline {tmp_path / 'base'}" in result.out.replace("\n", "") or "baseline" in result.out
+    assert "against the baseline: dev accuracy" in result.out
+    report = json.loads((tmp_path / "student" / "training_record.json").read_text())["summary"]["dev_report"]
+    assert report["baseline"]["model"] == str(tmp_path / "base")
+    assert report["baseline"]["accuracy"] == pytest.approx(own["accuracy"])
+    assert report["baseline"]["predicted_class_share"] == pytest.approx(own["predicted_class_share"])
+    delta = report["student"]["accuracy"] - report["baseline"]["accuracy"]
+    assert f"({delta:+.4f}," in result.out
+
+    missing = run_cli("finetune", *common, "--model", model, "--baseline", tmp_path / "nope", "--output", tmp_path / "x")
+    assert_user_error(missing, "model directory not found")
+    other = make_tiny_bert(tmp_path / "three", layers=1, label_names=("a", "b", "c"))
+    mismatch = run_cli("finetune", *common, "--model", model, "--baseline", other, "--output", tmp_path / "x")
+    assert_user_error(mismatch, "do not match the data's labels")
+    no_eval = run_cli("finetune", *common, "--model", model, "--baseline", tmp_path / "base", "--no-eval",
+                      "--output", tmp_path / "x")
+    assert_user_error(no_eval, "--baseline", "evaluates on none")
+    assert not (tmp_path / "x").exists()
 
 
 def test_dev_split_keeps_whole_queries():
@@ -167,7 +320,7 @@ def test_the_dev_split_does_not_follow_the_training_seed(tmp_path):
     for seed in (1, 2):
         out = tmp_path / f"s{seed}"
         result = run_cli("finetune", "--data", train, "--model", model, "--max-steps", "1", "--seed", seed,
-                         "--batch-size", "16", "--max-length", "32", "--output", out)
+                         "--batch-size", "16", "--max-length", "32", "--allow-collapsed", "--output", out)
         assert result.code == 0, result.err
         record = json.loads((out / "training_record.json").read_text())
         kept.append(record["data"]["eval"])

@@ -261,15 +261,15 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-def _source_weights(path: str, onnx_file: str | None, hashed: dict[str, str | None]) -> str | None:
-    """The PyTorch weights behind a row: the export report's source hash for ONNX, else the directory's
+def _source_weights(path: str, model_file: str | None, hashed: dict[str, str | None]) -> str | None:
+    """The PyTorch weights behind a row: the export report's source hash for an export, else the directory's
     (hashed once per directory: its torch and bf16 rows share it)."""
     from bertdistill.io import read_json
     from bertdistill.models import weights_sha256
 
-    if onnx_file:
+    if model_file:
         try:
-            return read_json(Path(onnx_file).parent / "export_report.json").get("source_weights_sha256")
+            return read_json(Path(model_file).parent / "export_report.json").get("source_weights_sha256")
         except (UserError, OSError):  # no report: the row is a model of its own
             return None
     if path not in hashed:
@@ -397,8 +397,8 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
     for k, (spec, scorer) in enumerate(zip(specs, scorers)):
         t_lat = timings[latency_bs][spec.name]
         params = scorer.num_parameters
-        if params is None and scorer.onnx_file:
-            params = _count_onnx_params(scorer.onnx_file)
+        if params is None and scorer.model_file and scorer.model_file.endswith(".onnx"):
+            params = _count_onnx_params(scorer.model_file)
         results.append(ModelResult(
             name=spec.name, path=str(spec.path), backend=scorer.backend, label_names=list(scorer.label_names),
             params=params, flops_per_example=_flops(scorer, text_a, text_b, config.seq_len or config.max_length,
@@ -408,7 +408,7 @@ def run_bench(config: BenchConfig, show_progress: bool = True) -> BenchResult:
                         "p95": t_lat.percentile_ms(95), "mean": t_lat.mean_ms},
             throughput_ex_s={str(b): timings[b][spec.name].throughput for b in batch_sizes},
             padded_len_mean={str(b): padded[b][k] for b in batch_sizes},
-            source_weights_sha256=_source_weights(str(spec.path), scorer.onnx_file, hashed),
+            source_weights_sha256=_source_weights(str(spec.path), scorer.model_file, hashed),
             speedup_vs_baseline=None, latency_speedup_vs_baseline=None, retention_vs_baseline=None,
             is_baseline=spec.name == baseline))
     base = next(r for r in results if r.is_baseline)

@@ -8,14 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from bertdistill.commands import common as c
-from bertdistill.inference.registry import AUTO, backend_names
+from bertdistill.inference import backend_names
 
 NAME = "bench"
-HELP = f"""Measure teachers and students in one run on the same data and machine: task metrics
+HELP = """Measure teachers and students in one run on the same data and machine: task metrics
 (accuracy, F1; MAP/MRR per query for ranking data), latency p50/p95 at batch 1, throughput at a larger
 batch, parameters, size on disk, and speedup and metric retention against a baseline (the first model).
 Models are timed interleaved with the thread count fixed. Each --model is [NAME=]PATH[:BACKEND] with
-BACKEND one of {', '.join(b for b in backend_names() if b != AUTO)} (auto: onnx for an exported ONNX directory).
+BACKEND one of """ + ", ".join(backend_names()[1:]) + """ (auto: onnx for an exported ONNX directory).
 
 Example:
   bertdistill bench --model teacher=runs/teacher --model student=runs/student \\

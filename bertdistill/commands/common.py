@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import typer
 
-from bertdistill.data.sources import DataSpec
+from bertdistill.data.sources import DataSpec, formats_help
 from bertdistill.errors import UserError
+from bertdistill.packaged import PACKAGED
 
 DATA_PANEL = "Data"
 T = TypeVar("T")
@@ -71,6 +72,7 @@ def with_config_file(flags_config: T, config_path: Path | None, fields: dict[str
     from bertdistill.config import config_from_dict, config_to_dict, merge_dicts, read_config_file
 
     if config_path is None:
+        check_numbers(flags_config)
         return flags_config
     cls = type(flags_config)
     data = read_config_file(config_path)
@@ -84,7 +86,128 @@ def with_config_file(flags_config: T, config_path: Path | None, fields: dict[str
                    key=lambda p: p.count("."))  # whole sections first, then their fields
     for path in paths:
         _set(merged, path, copy.deepcopy(_get(flags_config, path)))
+    check_numbers(merged, flags_config, config_path)
     return merged
+
+
+# -- numeric settings: checked when the command line and --config are read, before any work ----------------
+
+SEED_MAX = 2**32 - 1
+"""Seeds go to numpy's legacy seeding (Accelerate's set_seed), which takes 0..2**32-1."""
+INT_MAX = 2**31 - 1
+"""Largest count or size any setting takes (a larger one overflows the arrays it sizes)."""
+
+#: setting name → (lowest, highest, whether the lowest is excluded); ints unless the lowest is a float.
+#: Model shapes (layers, heads, widths) are checked where they are built, against the source model.
+NUMERIC_LIMITS: dict[str, tuple[float, float | None, bool]] = {
+    "seed": (0, SEED_MAX, False), "threads": (1, 1024, False),
+    **{name: (1, INT_MAX, False) for name in (
+        "batch_size", "eval_batch_size", "metric_batch_size", "chunk_rows", "shard_rows", "parity_examples",
+        "repeats", "max_steps", "grad_accum", "eval_every", "save_every", "log_every", "keep_last", "limit",
+        "seq_len", "top_k")},
+    "max_length": (8, INT_MAX, False), "warmup": (0, INT_MAX, False), "negatives_per_query": (0, INT_MAX, False),
+    "epochs": (0.0, None, True), "lr": (0.0, 1.0, True), "weight_decay": (0.0, None, False),
+    "max_grad_norm": (0.0, None, False), "time_budget": (0.0, None, True), "alpha": (0.0, 1.0, False),
+    "temperature": (0.0, None, True), "pkd_beta": (0.0, None, False), "random_ratio": (0.0, 1.0, False),
+    "fp32_max_abs_diff": (0.0, None, False), "int8_min_agreement": (0.0, 1.0, False),
+    # a random student's shape from --student-config (a source model's shape is checked against it)
+    "student.width": (1, INT_MAX, False), "student.heads": (1, INT_MAX, False),
+    "student.intermediate": (1, INT_MAX, False),
+}
+#: settings whose value must stay below 1 (a share of the data or of the updates)
+BELOW_ONE = ("warmup_ratio", "dev_fraction", "eval_fraction")
+#: options named other than their setting
+OPTION_NAMES = {"fp32_max_abs_diff": "--fp32-tolerance", "eval_data.limit": "--eval-limit",
+                "student.width": "--student-config width", "student.heads": "--student-config heads",
+                "student.intermediate": "--student-config intermediate"}
+#: what a setting is, where its name does not say it
+DESCRIPTIONS = {"lr": "learning rate", "epochs": "number of epochs", "pkd_beta": "PKD weight",
+                "alpha": "KD weight alpha", "warmup_ratio": "warm-up ratio", "warmup": "number of warm-up calls",
+                "time_budget": "time budget in seconds", "threads": "number of CPU threads",
+                "max_grad_norm": "gradient norm", "fp32_max_abs_diff": "fp32 tolerance",
+                "int8_min_agreement": "int8 agreement", "seed": "random seed",
+                "top_k": "number of pairs per query", "limit": "row limit", "eval_every": "evaluation interval",
+                "save_every": "checkpoint interval", "log_every": "history interval",
+                "grad_accum": "number of micro-batches per update", "seq_len": "sequence length",
+                "negatives_per_query": "number of negatives per query", "max_steps": "number of updates",
+                "shard_rows": "number of rows per shard", "chunk_rows": "number of rows per chunk",
+                "keep_last": "number of checkpoints kept", "repeats": "number of timed calls",
+                "eval_fraction": "held-out share", "dev_fraction": "dev share", "max_length": "maximum length",
+                "width": "width", "heads": "number of attention heads", "intermediate": "FFN width"}
+
+
+def _number(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def _range_text(low: float, high: float | None, low_open: bool, whole: bool, value: Any) -> str:
+    kind = "a whole number" if whole else "a finite number"
+    if high is None or (high == INT_MAX and isinstance(value, (int, float)) and value <= high):
+        return f"{kind} {'above' if low_open else 'of at least'} {_number(low)}"
+    return f"{kind} from {_number(low)}{' (excluded)' if low_open else ''} to {_number(high)}"
+
+
+def _limit_key(path: str) -> str | None:
+    """The NUMERIC_LIMITS / BELOW_ONE key of a setting's dotted path (a dotted key first, then its name)."""
+    dotted = next((k for k in NUMERIC_LIMITS if "." in k and (path == k or path.endswith("." + k))), None)
+    name = path.rsplit(".", 1)[-1].split("]")[-1]
+    return dotted or (name if name in NUMERIC_LIMITS or name in BELOW_ONE else None)
+
+
+def _numeric_problem(name: str, value: Any) -> str | None:
+    import math
+
+    if name in BELOW_ONE:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and 0 <= value < 1):
+            return "a finite number from 0 to below 1"
+        return None
+    low, high, low_open = NUMERIC_LIMITS[name]
+    whole = isinstance(low, int)
+    ok = not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
+    if ok and not whole:
+        ok = math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (high is None or value <= high)
+    return None if ok else _range_text(low, high, low_open, whole, value)
+
+
+def _numeric_settings(config: Any, prefix: str = "", unset: bool = False) -> list[tuple[str, Any]]:
+    """(dotted path, value) of every checked numeric setting in a config dataclass and its nested ones."""
+    out = []
+    if not dataclasses.is_dataclass(config):
+        return out
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out += _numeric_settings(value, path + ".", unset)
+        elif isinstance(value, list) and value and all(dataclasses.is_dataclass(v) for v in value):
+            for i, item in enumerate(value):
+                out += _numeric_settings(item, f"{path}[{i}].", unset)
+        elif (value is not None or unset) and _limit_key(path) is not None:
+            out.append((path, value))
+    return out
+
+
+def check_numbers(config: Any, flags_config: Any = None, config_path: Path | None = None) -> None:
+    """Refuse a numeric setting out of its range (seeds 0..2**32-1, threads and sizes ≥ 1, shares in [0, 1), ...)
+    in one line naming the option, or the key of ``config_path`` when the value came from that file."""
+    flag_values = dict(_numeric_settings(flags_config, unset=True)) if flags_config is not None else {}
+    for path, value in _numeric_settings(config):
+        key = _limit_key(path)
+        need = _numeric_problem(key, value)
+        if need is None:
+            continue
+        name = key.rsplit(".", 1)[-1]
+        shown = "<" + type(value).__name__ + ">" if not isinstance(value, (int, float, str)) else repr(value)
+        what = DESCRIPTIONS.get(name, name.replace("_", " "))
+        if config_path is not None and flags_config is not None and flag_values.get(path, value) != value:
+            raise UserError(f"config key {path!r} is {shown}: the {what} must be {need}", str(config_path),
+                            f"give {path} as {need}")
+        option = next((o for key, o in OPTION_NAMES.items() if path == key or path.endswith("." + key)),
+                      "--" + name.replace("_", "-"))
+        raise UserError(f"{option} {shown}: the {what} must be {need}", None, f"give {option} as {need}")
 
 
 def require(value: Any, option: str, fix: str) -> Any:
@@ -93,7 +216,7 @@ def require(value: Any, option: str, fix: str) -> Any:
     return value
 
 DataPath = Annotated[Optional[Path], typer.Option(
-    "--data", help="Local data file: .tsv/.txt (tab), .csv, .jsonl/.json or .parquet.", rich_help_panel=DATA_PANEL)]
+    "--data", help=f"Local data file: {formats_help()}.", rich_help_panel=DATA_PANEL)]
 HubDataset = Annotated[Optional[str], typer.Option(
     "--dataset", help="Hub data set name instead of a file (needs the network), e.g. glue.", rich_help_panel=DATA_PANEL)]
 HubSubset = Annotated[Optional[str], typer.Option("--subset", help="Hub subset, e.g. rte.", rich_help_panel=DATA_PANEL)]
@@ -122,7 +245,8 @@ Unlabeled = Annotated[bool, typer.Option("--unlabeled", help="Ignore any label c
 Limit = Annotated[Optional[int], typer.Option("--limit", help="Use only the first N rows.", rich_help_panel=DATA_PANEL)]
 
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", help="Hugging Face model directory or hub id (default: the packaged all-MiniLM-L6-v2).")]
+    "--model", help="Hugging Face model directory, hub id, or a packaged model's short name "
+    f"({', '.join(PACKAGED)}; default: the packaged all-MiniLM-L6-v2).")]
 MaxLength = Annotated[int, typer.Option("--max-length", help="Maximum tokens per example (pairs truncated longest-first).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per batch.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
@@ -206,11 +330,21 @@ def check_positive(value: int, option: str) -> int:
 
 def guard_outputs(outputs, *inputs) -> None:
     """Outputs may never equal, contain or sit inside an input (data file, model directory, label store)."""
-    from bertdistill.io import check_not_inputs
+    from bertdistill.io import check_not_inputs, note_outputs
 
-    check_not_inputs([o for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs]) if o], list(inputs))
+    outputs = [o for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs]) if o]
+    check_not_inputs(outputs, list(inputs))
+    note_outputs(outputs)
 
 
 def spec_inputs(spec) -> list:
     """The local files a data spec reads."""
     return [spec.path] if spec is not None and getattr(spec, "path", None) else []
+
+
+def backends_help() -> str:
+    """The --backend help from the backend registry."""
+    from bertdistill.inference import registered_backends
+
+    return ("auto (the first backend that loads the folder: torch for a model directory, onnx for an export), "
+            + ", ".join(f"{b.name} ({b.kind})" for b in registered_backends()) + ".")

@@ -101,9 +101,8 @@ def command(
         console.print(f"note: {note}")
     console.print(f"exported to {output}")
     if report.failed:
-        from bertdistill.ui import err_console
+        from bertdistill.errors import RunFailed
 
-        err_console.print("error: " + "; ".join(f"{name} not written: {why}" for name, why in report.failed.items())
-                          + f" — fix: the other models were written and checked; lower --{next(iter(report.failed))}"
-                            "-min-agreement to accept it, or serve another backend", soft_wrap=True)
-        raise typer.Exit(code=3)
+        raise RunFailed("; ".join(f"{name} not written: {why}" for name, why in report.failed.items()),
+                        str(output), "the other models were written and checked; lower --int8-min-agreement to "
+                                     "accept int8, or serve another backend")

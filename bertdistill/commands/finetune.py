@@ -75,11 +75,6 @@ TeacherModels = Annotated[Optional[list[str]], typer.Option(
     "--teacher", help="Teacher model run in the loop (online), NAME=DIR or DIR; repeat for several. "
                       "Instead of --labels; needed by the hidden_mse, attention_mse and minilm_* terms.",
     rich_help_panel=DISTILL)]
-Terms = Annotated[Optional[list[str]], typer.Option(
-    "--term", help="Further loss term NAME=WEIGHT, repeatable: hidden_mse, attention_mse (TinyBERT), "
-                   "minilm_attention, minilm_value (MiniLM; online teachers); over each query's candidates "
-                   "(ranking data, batches of whole queries): listwise_kd, margin_mse, listwise_ce.",
-    rich_help_panel=DISTILL)]
 MatchLayers = Annotated[str, typer.Option(
     "--match-layers", help="Layer map of hidden_mse/attention_mse: skip, last or teacher layers i,j,k.",
     rich_help_panel=DISTILL)]
@@ -137,20 +132,49 @@ def floats(text: str | None, option: str) -> list[float] | None:
         raise UserError(f"{text!r} is not a list of numbers", option, "write e.g. 1,1,2") from None
 
 
-def term_weights(specs: list[str] | None) -> dict[str, float] | None:
-    """``NAME=WEIGHT`` items → {name: weight}."""
+def term_weights(specs: list[str] | None) -> dict[str, float | dict] | None:
+    """``NAME=WEIGHT[,key=value…]`` items → {name: weight}, or {name: {"weight": w, key: value, ...}} with options."""
     from bertdistill.errors import UserError
 
     if not specs:
         return None
-    out = {}
+    out: dict[str, float | dict] = {}
     for spec in specs:
-        name, sep, weight = spec.partition("=")
+        head, *rest = spec.split(",")
+        name, sep, weight = head.partition("=")
         try:
-            out[name.strip()] = float(weight) if sep else 1.0
+            value = float(weight) if sep else 1.0
         except ValueError:
-            raise UserError(f"--term {spec!r} is not NAME=WEIGHT", "--term", "write e.g. --term hidden_mse=1") from None
+            raise UserError(f"--term {spec!r} is not NAME=WEIGHT[,option=value…]", "--term",
+                            "write e.g. --term hidden_mse=1 or --term listwise_kd=0.7,temperature=1") from None
+        options = {}
+        for item in rest:
+            key, eq, option = item.partition("=")
+            if not eq or not key.strip():
+                raise UserError(f"--term {spec!r}: {item!r} is not option=value", "--term",
+                                "write e.g. --term listwise_kd=0.7,temperature=1")
+            options[key.strip()] = option.strip()
+        out[name.strip()] = {"weight": value, **options} if options else value
     return out
+
+
+def _terms_help() -> str:
+    """The --term help from the term registry: each term that uses teachers, with its options."""
+    from bertdistill.training.terms import TERMS, option_names
+
+    items = []
+    for name, cls in TERMS.items():
+        if name in ("hard", "kd", "pkd"):  # set by --alpha and --pkd-beta, their options by the options below
+            continue
+        notes = ["online teachers"] if cls.online_only else ["query groups"] if cls.needs_groups else []
+        if option_names(cls):
+            notes.append("options: " + ", ".join(option_names(cls)))
+        items.append(name + (f" ({'; '.join(notes)})" if notes else ""))
+    return ("Further loss term NAME=WEIGHT[,option=value…], repeatable: " + "; ".join(items)
+            + ". kd and pkd take their options the same way (e.g. kd=0.5,temperature=4).")
+
+
+Terms = Annotated[Optional[list[str]], typer.Option("--term", help=_terms_help(), rich_help_panel=DISTILL)]
 
 
 def student_config(student_from, model, student_layers, layer_map, student_config_path,
@@ -176,8 +200,9 @@ def student_config(student_from, model, student_layers, layer_map, student_confi
 
             try:
                 shape = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"not valid JSON ({exc})", "--student-config",
+            except (json.JSONDecodeError, RecursionError) as exc:
+                problem = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                raise UserError(f"not valid JSON ({problem})", "--student-config",
                                 'write e.g. {"layers": 3, "width": 256}') from None
         else:
             shape = read_json(student_config_path)
@@ -203,7 +228,7 @@ def _fields(data_prefix: str) -> dict[str, tuple[str, ...]]:
                                                                 "intermediate")),
         "term": ("distill.terms",), "overwrite": ("overwrite",), "resume": ("resume",),
         "eval_fraction": ("eval_fraction",), "dev_fraction": ("dev_fraction",), "no_eval": ("dev_fraction",),
-        "strict": ("guards.strict",)})
+        "strict": ("guards.strict",), "allow_collapsed": ("guards.allow_collapsed",), "baseline": ("baseline",)})
     for name in ("alpha", "temperature", "kd_loss", "teacher_mode", "teacher_weights", "teachers", "pkd",
                  "pkd_beta", "pkd_projection", "match_layers", "relation_heads"):
         fields[name] = (f"distill.{name}",)
@@ -250,8 +275,15 @@ def command(
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Hold out no dev split: train on every row, no evaluation.",
                                           rich_help_panel=TRAIN)] = False,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Fail when the kept student collapsed, is below the majority baseline or far below the "
-                         "teachers on the dev set (else a warning).", rich_help_panel=TRAIN)] = False,
+        "--strict", help="Fail (exit 3, the model saved and marked FAILED) when the kept student collapsed, is "
+                         "below the majority baseline or far below the teachers on the dev set (else a warning).",
+        rich_help_panel=TRAIN)] = False,
+    allow_collapsed: Annotated[bool, typer.Option(
+        "--allow-collapsed", help="Accept a run whose every evaluation predicted one class (default: exit 3, the "
+                                  "model saved and marked FAILED).", rich_help_panel=TRAIN)] = False,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="A model trained on this task (e.g. the student fine-tuned alone), scored on the same "
+                           "dev/eval rows and shown next to the kept student.", rich_help_panel=TRAIN)] = None,
     overwrite: c.Overwrite = False, resume: Resume = False, trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
     from bertdistill.training.config import DistillConfig, FinetuneConfig, TrainConfig
@@ -277,11 +309,12 @@ def command(
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,
                               pkd_projection=pkd_projection, terms=term_weights(term), match_layers=match_layers,
                               relation_heads=relation_heads),
-        dev_fraction=0.0 if no_eval else dev_fraction, guards=GuardConfig(strict=strict),
+        dev_fraction=0.0 if no_eval else dev_fraction,
+        guards=GuardConfig(strict=strict, allow_collapsed=allow_collapsed), baseline=baseline,
         overwrite=overwrite, resume=resume)
     config = c.with_config_file(config, config_file, _fields("train_data"))
     c.require(config.output, "--output", "add --output DIR (the model directory to create)")
     c.guard_outputs(config.output, *c.spec_inputs(config.train_data), *c.spec_inputs(config.eval_data), data_config,
                     eval_data_config, config.labels, config.eval_labels, config.student.source, student_config_path,
-                    list(config.teacher_models or []))
+                    list(config.teacher_models or []), config.baseline)
     finetune(config)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bertdistill.commands import common as c
-from bertdistill.inference.registry import backend_names
+from bertdistill.inference import backend_names
 
 NAME = "label"
 HELP = """Run one or more teachers over a data set once and store their logits (float32) and, with
@@ -41,7 +41,7 @@ def command(
     student_layers: Annotated[Optional[int], typer.Option(
         "--student-layers", help="Student depth M for --hidden-layers skip/last.")] = None,
     backend: Annotated[c.choice("Backend", backend_names()), typer.Option(
-        "--backend", help="torch, bf16 (faster, logits move ~1e-3), a backend for exported teachers, or auto.")] = "torch",
+        "--backend", help=c.backends_help())] = "torch",
     shard_rows: Annotated[int, typer.Option("--shard-rows", help="Rows per shard (the unit of resuming).")] = 10_000,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for inference.")] = None,
     device: c.Device = "auto",

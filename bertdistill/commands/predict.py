@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bertdistill.commands import common as c
-from bertdistill.inference.registry import backend_names
+from bertdistill.inference import backend_names
 
 NAME = "predict"
 HELP = """Score a data file with a Hugging Face model directory or an exported ONNX directory
@@ -28,8 +28,7 @@ def command(
     model: Annotated[Optional[str], typer.Option(
         "--model", help="Hugging Face model directory or exported ONNX directory.")] = None,
     backend: Annotated[c.choice("Backend", backend_names()), typer.Option(
-        "--backend", help="auto (ONNX for an exported directory, else torch) or a backend of bertdistill.inference: "
-                          "torch and bf16 read a model directory, the others an exported one.")] = "auto",
+        "--backend", help=c.backends_help())] = "auto",
     data: c.DataPath = None, dataset: c.HubDataset = None, subset: c.HubSubset = None, split: c.HubSplit = None,
     data_config: c.DataConfig = None, columns: c.Columns = None, text_a: c.TextA = None, text_b: c.TextB = None,
     label_column: c.LabelColumn = None, group_column: c.GroupColumn = None, task: c.Task = None,

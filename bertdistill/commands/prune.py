@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bertdistill.commands import common as c
+from bertdistill.families import families
 
 NAME = "prune"
 HELP = """Cut a narrower, shallower student out of a model, keeping the parts that matter most on
@@ -17,6 +18,8 @@ magnitude, and layers first / skip / by block importance / as listed. Scores use
 predictions (--teacher, --labels), else gold labels, else the model's own outputs. The output is a
 plain Hugging Face directory of the source's class (base encoder or classifier) with the tokenizer
 and prune_report.json (kept indices, scores, params and FLOPs before/after, data fingerprint).
+Families: """ + ", ".join(f.name for f in families()) + """ (ModernBERT keeps whole heads; MPNet the
+same heads in every layer).
 
 Example:
   bertdistill prune --data ../shared/datasets/wikiqa/WikiQA-train.txt --columns query,passage,label \\

@@ -27,19 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
-from bertdistill.data.corpus import CorpusConfig, CorpusReport, draw_distinct, sidecar_path
+from bertdistill.data.corpus_spec import CorpusConfig, CorpusReport, draw_distinct, sidecar_path
 from bertdistill.data.sources import load_task_data
 from bertdistill.data.texts import iter_texts, parse_text_source, text_key
 from bertdistill.errors import UserError
-from bertdistill.io import check_output_dir, mark_written, to_jsonable, write_json
+from bertdistill.io import atomic_file, check_output_dir, mark_written, to_jsonable, write_json
 
 ORIGINS = ("original", "within_group", "bm25", "cross_query")
 
@@ -117,10 +114,9 @@ def mine_corpus(config: CorpusConfig) -> CorpusReport:
     rng = np.random.default_rng(config.seed)
     n_queries = len(queries.texts)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.tmp-", dir=output.resolve().parent)
     bar = _Bar(config.show_progress, n_queries)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(output, binary=True) as fh:
             for qi in range(n_queries):
                 rows, missing = _query_rows(qi, config, inputs, retriever, query_tokens[qi], rng,
                                             _random_share(qi, config.top_k, config.random_ratio))
@@ -134,16 +130,10 @@ def mine_corpus(config: CorpusConfig) -> CorpusReport:
                     fh.write(line)
                     digest.update(line)
                 bar.update(qi + 1, sum(counts.values()))
-            fh.flush()
-            os.fsync(fh.fileno())
-        total = sum(counts.values())
-        if total == 0:
-            raise UserError("the corpus would be empty (no query has a passage with a BM25 score above 0)", None,
-                            "add passages that share words with the queries, or raise --random-ratio")
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            total = sum(counts.values())
+            if total == 0:
+                raise UserError("the corpus would be empty (no query has a passage with a BM25 score above 0)", None,
+                                "add passages that share words with the queries, or raise --random-ratio")
     finally:
         bar.stop()
 

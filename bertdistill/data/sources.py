@@ -10,10 +10,9 @@ import csv
 import contextlib
 import hashlib
 import itertools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import datasets
 import pyarrow as pa
@@ -21,10 +20,9 @@ import pyarrow.compute as pc
 from datasets.fingerprint import generate_random_fingerprint
 
 from bertdistill.errors import UserError
+from bertdistill.io import file_sha256  # noqa: F401  (callers read it from here too)
 
 TASK_KINDS = ("pair", "single", "ranking")
-DELIMITED = {".tsv": "\t", ".txt": "\t", ".csv": ","}
-JSON_LIKE = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 # Column names tried, in order, when the user does not name a column.
 TEXT_A_NAMES = ("text_a", "question", "query", "sentence1", "premise", "#1 String", "Question",
@@ -311,7 +309,7 @@ class CanonicalStream:
         if self.has_labels:
             # Arrow compute throughout: no Python object per row, so memory stays flat on large corpora.
             src = self.column_map["label"]
-            raw = _label_strings(batch.column(src), batch.schema.field(src))
+            raw = _label_strings(batch.column(src), batch.schema.field(src), self.where)
             if self.spec.drop_labels:
                 keep = pc.invert(pc.is_in(raw, value_set=pa.array(self.spec.drop_labels, type=pa.string())))
                 dropped = len(raw) - pc.sum(keep).as_py() if len(raw) else 0
@@ -363,13 +361,19 @@ def _is_int(value: str) -> bool:
         return False
 
 
-def _label_strings(col: pa.Array, source_field: pa.Field) -> pa.Array:
+def _label_strings(col: pa.Array, source_field: pa.Field, where: str) -> pa.Array:
     """Label values as trimmed strings ("" where missing); integer-valued floats print as integers."""
     meta = source_field.metadata or {}
     if meta.get(b"class_names"):  # hub ClassLabel: ints to names; -1 means unlabeled
         names = pa.array(meta[b"class_names"].decode().split("\x1f") + ["-"], type=pa.string())
         ids = pc.if_else(pc.less(pc.fill_null(col, -1), 0), len(names) - 1, pc.fill_null(col, -1))
         return pc.take(names, ids)
+    problem = _typed_problem(source_field, col.type, "label")
+    if problem:
+        raise UserError(problem, where, "name the label column with --label-column (a label is a class name, a "
+                                        "whole number or true/false), or pass --unlabeled")
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
     if pa.types.is_floating(col.type):
         whole = pc.all(pc.equal(pc.floor(col), col)).as_py()
         if whole is not False:
@@ -384,15 +388,55 @@ def _first_true(mask: pa.Array) -> int | None:
     return None if index < 0 else index
 
 
+def _is_text_type(type_: pa.DataType) -> bool:
+    if pa.types.is_dictionary(type_):
+        type_ = type_.value_type
+    return (pa.types.is_string(type_) or pa.types.is_large_string(type_)
+            or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(type_)))
+
+
+def _typed_problem(source_field: pa.Field, type_: pa.DataType, role: str) -> str | None:
+    """Why a column of this type cannot be a text (``role`` "text") or label column, or None.
+
+    A text column holds strings; a label column strings, integers, whole-or-not numbers or booleans.
+    Lists, structs, maps and binary data are neither (their printed form is no text and no class).
+    """
+    column = source_field.name
+    kinds = (source_field.metadata or {}).get(JSON_KINDS)
+    if kinds:  # a JSON key of mixed or nested values: name the first line of each kind
+        seen = dict(part.split(":", 1) for part in kinds.decode().split(";"))
+        allowed = {"text"} if role == "text" else {"text", "number", "boolean"}
+        bad = [k for k in seen if k not in allowed]
+        if bad:
+            others = ", ".join(f"{k} from {w}" for k, w in seen.items() if k not in bad)
+            return (f"{seen[bad[0]]}: key {column!r} holds a JSON {bad[0]} where a {role} column needs "
+                    f"{'text' if role == 'text' else 'a class name or number'}" + (f" ({others})" if others else ""))
+        return None
+    if role == "text":
+        if _is_text_type(type_) or pa.types.is_null(type_):
+            return None
+        return f"column {column!r} holds values of type {type_}, not text"
+    if (_is_text_type(type_) or pa.types.is_integer(type_) or pa.types.is_floating(type_)
+            or pa.types.is_boolean(type_) or pa.types.is_null(type_)):
+        return None
+    return f"column {column!r} holds values of type {type_}, which are no class labels"
+
+
 def _as_text(batch: pa.RecordBatch, column: str, where: str, offset: int) -> pa.Array:
     """A text column as strings; ``offset`` is the number of source rows before this batch."""
     col = batch.column(column)
-    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-        col = pa.array(["" if v is None else str(v) for v in col.to_pylist()], type=pa.string())
-    elif col.null_count:
+    problem = _typed_problem(batch.schema.field(column), col.type, "text")
+    if problem:
+        raise UserError(problem, where, "name the text columns with --text-a/--text-b (a text column holds "
+                                        "strings: join lists and convert numbers before training)")
+    if pa.types.is_null(col.type):
+        col = pa.nulls(len(col), pa.string())
+    if col.null_count:
         first = _first_true(col.is_null())
         raise UserError(f"row {offset + first + 1} has no value in column {column!r}", where,
                         "fill in the missing text or drop the row")
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
     return col.cast(pa.string())
 
 
@@ -423,15 +467,13 @@ def _read_source(spec: DataSpec) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         if not path.exists():
             raise UserError("file not found", str(path), "check the path")
         if path.is_dir():
-            raise UserError("is a folder, not a data file", str(path),
-                            "point to a .tsv/.csv/.jsonl/.json/.parquet file")
-        suffix = path.suffix.lower()
-        if suffix in DELIMITED or spec.delimiter:
-            return _read_delimited(path, spec.delimiter or DELIMITED.get(suffix, "\t"), spec.columns)
-        if suffix in JSON_LIKE:
-            return _dataset_batches(_read_with_datasets(path, JSON_LIKE[suffix]))
-        raise UserError(f"unknown file type {suffix!r}", str(path),
-                        "use .tsv, .txt (tab-separated), .csv, .jsonl, .json or .parquet")
+            raise UserError("is a folder, not a data file", str(path), f"point to a {formats_help()} file")
+        if spec.delimiter:
+            return _read_delimited(path, spec.delimiter, spec.columns)
+        fmt = file_format(path)
+        if fmt is None:
+            raise UserError(f"unknown file type {path.suffix.lower()!r}", str(path), f"use {formats_help()}")
+        return fmt.read(path, spec)
     if spec.dataset:
         return _dataset_batches(_read_hub(spec))
     raise UserError("no data given", None, "pass --data FILE, or --dataset NAME for a hub data set")
@@ -443,17 +485,6 @@ def _read_hub(spec: DataSpec) -> datasets.Dataset:
     except Exception as exc:  # the hub raises many kinds; all mean the same to the user
         raise UserError(f"could not load hub data set ({type(exc).__name__}: {str(exc)[:200]})",
                         spec.describe(), "check the name/subset/split and the network, or use a local file") from None
-
-
-def _read_with_datasets(path: Path, builder: str) -> datasets.Dataset:
-    if builder == "json":
-        _check_utf8(path)
-    try:
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
-    except Exception as exc:
-        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UserError(f"could not read {builder} file ({msg})", str(path),
-                        "check that every line/record is valid") from None
 
 
 def _dataset_batches(ds: datasets.Dataset) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -489,19 +520,9 @@ def _dataset_batches(ds: datasets.Dataset) -> tuple[pa.Schema, Iterator[pa.Recor
     return schema, batches()
 
 
-def _check_utf8(path: Path) -> None:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise UserError(f"line {lineno} is not valid UTF-8 (byte {exc.start})", str(path),
-                                "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
-
-
-def text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line) of a UTF-8 text file, without the line end or a leading byte-order mark,
-    skipping blank lines; a byte that is not UTF-8 is a one-line error naming the line."""
+def _utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line with its line end) of a UTF-8 file, without a leading byte-order mark; a byte
+    that is not UTF-8 is a one-line error naming the line."""
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
@@ -509,25 +530,78 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
             except UnicodeDecodeError as exc:
                 raise UserError(f"line {lineno} is not valid UTF-8 (byte {exc.start})", str(path),
                                 "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
-            if lineno == 1:
-                line = line.lstrip("\ufeff")  # MRPC's header starts with a byte-order mark
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield lineno, line
+            yield lineno, (line.lstrip("\ufeff") if lineno == 1 else line)  # MRPC's header starts with a BOM
 
 
-def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, fields). Tabs: split verbatim (GLUE files have unbalanced quotes)."""
-    for lineno, line in text_lines(path):
-        if delimiter == "\t":
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) of a UTF-8 text file, without the line end or a leading byte-order mark,
+    skipping blank lines; a byte that is not UTF-8 is a one-line error naming the line."""
+    for lineno, line in _utf8_lines(path):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield lineno, line
+
+
+# -- delimited files ---------------------------------------------------------------------------------
+# Tab-separated files are split verbatim, one record per line: GLUE's files hold unbalanced quote
+# characters that are text, not quoting. Any other delimiter (CSV) follows RFC 4180: a quoted field may
+# hold the delimiter, doubled quotes and line breaks, so a record can span several lines.
+
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+"""Longest field a CSV record may hold (characters); more is almost always a quote never closed."""
+
+
+class _LineFeed:
+    """Lines for ``csv.reader`` that remember the number of the last line handed out."""
+
+    def __init__(self, lines: Iterator[tuple[int, str]]):
+        self._lines = lines
+        self.lineno = 0
+
+    def __iter__(self) -> "_LineFeed":
+        return self
+
+    def __next__(self) -> str:
+        self.lineno, line = next(self._lines)
+        return line
+
+
+def iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (number of the record's first line, fields), skipping blank lines."""
+    if delimiter == "\t":
+        for lineno, line in text_lines(path):
             yield lineno, line.split("\t")
-        else:
-            yield lineno, next(csv.reader([line], delimiter=delimiter))
+        return
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+    feed = _LineFeed(_utf8_lines(path))
+    reader = csv.reader(feed, delimiter=delimiter, strict=True)
+    while True:
+        start = feed.lineno + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            message = str(exc)
+            if "unexpected end of data" in message:
+                what = f"line {start} opens a quoted field that is never closed (the file ends inside it)"
+            elif "field larger than field limit" in message:
+                what = (f"line {start} starts a field longer than {CSV_FIELD_LIMIT:,} characters "
+                        f"(a quoted field never closed?)")
+            else:
+                what = f"line {feed.lineno} is not valid CSV ({message})"
+            raise UserError(what, str(path), "close or double the quote characters (RFC 4180: a field with "
+                                             "quotes, delimiters or line breaks is enclosed in \"...\", and a quote "
+                                             "inside it is written \"\")") from None
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
+        yield start, fields
 
 
 def _read_delimited(path: Path, delimiter: str,
                     columns: list[str] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    rows = _iter_delimited(path, delimiter)
+    rows = iter_delimited(path, delimiter)
     if columns:
         header = list(columns)
     else:
@@ -557,6 +631,185 @@ def _read_delimited(path: Path, delimiter: str,
     return pa.schema([(h, pa.string()) for h in header]), batches()
 
 
+# -- JSON Lines and JSON arrays ----------------------------------------------------------------------
+# One object per line (JSON Lines), or a file holding one array of objects (.json). Every value is kept
+# with its JSON type; a key whose values are not all of one kind (or are lists/objects) becomes a string
+# column. The field metadata says which kinds a key holds and where each first appears, so that a text or
+# label column can refuse them with the line number (``_typed_problem``), while unused keys never matter.
+# Every JSON field carries that metadata, so a refusal always names the line.
+
+JSON_KINDS = b"bertdistill_json_kinds"
+"""Field metadata of a JSON key: the kinds of its values with where each first appears, e.g. ``text:line 1``."""
+
+
+_KINDS = {str: "text", bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}
+
+
+def _json_kind(value: Any) -> str | None:
+    return None if value is None else _KINDS[type(value)]
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"key {twice!r} appears twice in one object")
+    return out
+
+
+def _json_decoder():
+    """One decoder for a whole file (json.loads with options builds one per call): strict JSON, no NaN or
+    Infinity, no key twice in an object."""
+    import json
+
+    return json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+
+
+def _json_value(decoder, text: str, path: Path, where: str) -> Any:
+    import json
+
+    try:
+        return decoder.decode(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno})", str(path),
+                        "write one JSON object per line (JSON Lines)") from None
+    except (ValueError, RecursionError) as exc:
+        problem = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise UserError(f"{where} is not valid JSON ({problem})", str(path),
+                        "write one JSON object per line (JSON Lines)") from None
+
+
+def _json_records(path: Path) -> Iterator[tuple[str, dict]]:
+    """(where, record) of a JSON Lines file, or of a .json file holding one array of objects."""
+    lines = _utf8_lines(path)
+    first = None
+    for lineno, line in lines:
+        if line.strip():
+            first = (lineno, line)
+            break
+    if first is None:
+        return
+    if first[1].lstrip().startswith("["):  # one JSON array (a .json export), read whole
+        text = "\n" * (first[0] - 1) + first[1] + "".join(line for _, line in lines)
+        import json
+
+        try:
+            records = _json_decoder().decode(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno})", str(path),
+                            "write a JSON array of objects, or one object per line") from None
+        except (ValueError, RecursionError) as exc:
+            raise UserError(f"not valid JSON ({exc if isinstance(exc, ValueError) else 'nested too deeply'})",
+                            str(path), "write a JSON array of objects, or one object per line") from None
+        for k, record in enumerate(records, 1):
+            if not isinstance(record, dict):
+                raise UserError(f"record {k} of the array is a JSON {_json_kind(record) or 'null'}, not an object",
+                                str(path), "write every record as an object of column: value")
+            yield f"record {k}", record
+        return
+    decoder = _json_decoder()
+    for lineno, line in itertools.chain([first], lines):
+        if not line.strip():
+            continue
+        record = _json_value(decoder, line, path, f"line {lineno}")
+        if not isinstance(record, dict):
+            raise UserError(f"line {lineno} is a JSON {_json_kind(record) or 'null'}, not an object", str(path),
+                            "write one object of column: value per line (JSON Lines)")
+        yield f"line {lineno}", record
+
+
+def _read_json(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    records = _json_records(path)
+    first_chunk = list(itertools.islice(records, _CHUNK_ROWS))
+    # The columns are the keys of the first chunk of records, in order of first appearance.
+    names = list(dict.fromkeys(key for _, record in first_chunk for key in record))
+    kinds: dict[str, dict[str, str]] = {name: {} for name in names}  # key → {kind: where it first appears}
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        chunk = first_chunk
+        while chunk:
+            columns = {name: [record.get(name) for _, record in chunk] for name in names}
+            for name, values in columns.items():
+                seen = kinds[name]
+                for kind in {_KINDS[type(v)] for v in values if v is not None} - seen.keys():
+                    # where this kind first appears in the chunk (the rare case: scanned once per new kind)
+                    seen[kind] = next(w for (w, _), v in zip(chunk, values) if _json_kind(v) == kind)
+            arrays = [_json_column(columns[n], kinds[n]) for n in names]
+            yield pa.RecordBatch.from_arrays(arrays, schema=pa.schema(
+                [_json_field(n, a.type, kinds[n]) for n, a in zip(names, arrays)]))
+            chunk = list(itertools.islice(records, _CHUNK_ROWS))
+
+    return pa.schema([(n, pa.string()) for n in names]), batches()
+
+
+def _json_field(name: str, type_: pa.DataType, kinds: dict[str, str]) -> pa.Field:
+    if not kinds:
+        return pa.field(name, type_)
+    return pa.field(name, type_, metadata={JSON_KINDS: ";".join(f"{k}:{w}" for k, w in kinds.items()).encode()})
+
+
+def _json_column(values: list, kinds: dict[str, str]) -> pa.Array:
+    """A key's values of one batch as an Arrow array (``kinds``: every kind seen so far in the file)."""
+    import json
+
+    only = next(iter(kinds)) if len(kinds) == 1 else None
+    if only == "text" or not kinds:
+        return pa.array(values, type=pa.string())
+    if only == "boolean":
+        return pa.array(values, type=pa.bool_())
+    if only == "number":
+        # Whole numbers as int64 when they fit (labels 0/1 stay 0/1); otherwise doubles.
+        if all(v is None or (isinstance(v, int) and -2**63 <= v < 2**63) for v in values):
+            return pa.array(values, type=pa.int64())
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    # Mixed or nested: kept as text; a text or label column refuses it (_typed_problem).
+    return pa.array([None if v is None else v if isinstance(v, str) else _number_text(v)
+                     if _json_kind(v) == "number" else json.dumps(v, ensure_ascii=False) for v in values],
+                    type=pa.string())
+
+
+def _number_text(value: float | int) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+# -- parquet ---------------------------------------------------------------------------------------
+
+def _read_parquet(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import pyarrow.parquet as pq
+
+    fix = "check that the file is a complete parquet file (re-export it)"
+    try:
+        parquet = pq.ParquetFile(str(path))
+        schema = parquet.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise UserError(f"not a readable parquet file ({_first_line(exc)})", str(path), fix) from None
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        rows = 0
+        iterator = parquet.iter_batches(batch_size=_CHUNK_ROWS)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise UserError(f"rows after row {rows} cannot be read ({_first_line(exc)})", str(path), fix) from None
+            rows += batch.num_rows
+            yield batch
+
+    return schema, batches()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
 def _batch(chunk: list[list[str]], header: list[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array(c, type=pa.string()) for c in chunk], names=header)
 
@@ -568,9 +821,42 @@ def spec_with(spec: DataSpec, **changes: Any) -> DataSpec:
     return replace(spec, **changes)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# ---------------------------------------------------------------------------------------------
+# File formats: a suffix → its reader. A new format is one reader and one entry here.
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """Files a reader takes, by suffix (lower case, with the dot)."""
+
+    suffixes: tuple[str, ...]
+    read: Callable[[Path, DataSpec], tuple[pa.Schema, Iterator[pa.RecordBatch]]]
+    delimiter: str | None = None
+    """Delimited text: the field separator (bertdistill.data.texts reads such files line by line too)."""
+    note: str = ""
+    """Shown after the suffixes in help and error lines, e.g. ``(tab)``."""
+
+
+FORMATS: tuple[FileFormat, ...] = (
+    FileFormat((".tsv", ".txt"), lambda path, spec: _read_delimited(path, "\t", spec.columns), "\t", "(tab)"),
+    FileFormat((".csv",), lambda path, spec: _read_delimited(path, ",", spec.columns), ","),
+    FileFormat((".jsonl", ".json"), lambda path, spec: _read_json(path)),
+    FileFormat((".parquet",), lambda path, spec: _read_parquet(path)),
+)
+
+
+def file_format(path: str | Path) -> FileFormat | None:
+    suffix = Path(path).suffix.lower()
+    return next((f for f in FORMATS if suffix in f.suffixes), None)
+
+
+def delimiter_of(path: str | Path) -> str | None:
+    """The field separator of a delimited text file, by its suffix (None for other formats)."""
+    fmt = file_format(path)
+    return None if fmt is None else fmt.delimiter
+
+
+def formats_help() -> str:
+    """The readable file types, for help and error lines: ``.tsv/.txt (tab), .csv, .jsonl/.json or .parquet``."""
+    names = [("/".join(f.suffixes) + (f" {f.note}" if f.note else "")) for f in FORMATS]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from bertdistill.data.sources import CanonicalStream, DataSpec
+from bertdistill.data.sources import CanonicalStream, DataSpec, delimiter_of, formats_help
 from bertdistill.errors import UserError
 
 ROLES = ("query", "passage", "exclude")
-DELIMITERS = {".txt": "\t", ".tsv": "\t", ".csv": ","}
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*")
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -96,7 +95,7 @@ def iter_texts(source: TextSource, role: str) -> Iterator[str]:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     path = Path(source.path)
     _check_readable(path)
-    delimiter = DELIMITERS.get(path.suffix.lower())
+    delimiter = delimiter_of(path)
     if source.columns and not source.numbered and any(c.isdigit() for c in source.columns):
         raise UserError("columns mix names and field numbers", source.describe(),
                         "use names (file with a header) or numbers (headerless file), not both")
@@ -128,8 +127,7 @@ def _check_readable(path: Path) -> None:
     if not path.exists():
         raise UserError("file not found", str(path), "check the path (pick columns with FILE:COLUMN)")
     if path.is_dir():
-        raise UserError("is a folder, not a file", str(path),
-                        "point to a .txt/.tsv/.csv/.jsonl/.json/.parquet file")
+        raise UserError("is a folder, not a file", str(path), f"point to a {formats_help()} file")
     try:
         with path.open("rb") as fh:
             fh.read(1)
@@ -140,24 +138,23 @@ def _check_readable(path: Path) -> None:
 
 def _iter_lines(source: TextSource, role: str, delimiter: str) -> Iterator[str]:
     """Lines of a headerless file: whole lines (.txt), or 1-based delimited fields (``FILE:N``)."""
-    import csv
-
     fields: list[int] | None = None
     if source.columns:
         if any(int(c) < 1 for c in source.columns):
             raise UserError("field numbers start at 1", source.describe(), "write FILE:1 for the first field")
         fields = [int(c) - 1 for c in source.columns]
-    from bertdistill.data.sources import text_lines
+    from bertdistill.data.sources import iter_delimited, text_lines
 
-    for lineno, line in text_lines(Path(source.path)):
-        if fields is not None:
-            parts = line.split("\t") if delimiter == "\t" else next(csv.reader([line], delimiter=delimiter))
+    if fields is not None:  # records as the data reader reads them (CSV: quoted fields may span lines)
+        for lineno, parts in iter_delimited(Path(source.path), delimiter):
             if max(fields) >= len(parts):
                 raise UserError(f"line {lineno} has {len(parts)} fields, field {max(fields) + 1} was asked for",
                                 source.describe(), "pick an existing field number")
             for k in fields:
                 yield parts[k]
-        elif "\t" in line:
+        return
+    for lineno, line in text_lines(Path(source.path)):
+        if "\t" in line:
             if role != "exclude":
                 raise UserError(f"line {lineno} holds tabs: this is a tab-separated file, not one text per line",
                                 source.describe(),

@@ -9,8 +9,7 @@ import torch
 
 from bertdistill.data.sources import TaskData
 from bertdistill.errors import UserError
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+from bertdistill.families.base import ALL_INPUTS as MODEL_INPUTS  # every input a model may read, in order
 
 
 def check_max_length(tokenizer, config, max_length: int) -> None:
@@ -23,19 +22,23 @@ def check_max_length(tokenizer, config, max_length: int) -> None:
                         f"use --max-length {limit} or less")
 
 
-def encode_texts(tokenizer, text_a: Sequence[str], text_b: Sequence[str] | None, max_length: int) -> dict:
-    """Tokenize without padding; pairs are truncated longest-first to ``max_length``."""
+def encode_texts(tokenizer, text_a: Sequence[str], text_b: Sequence[str] | None, max_length: int,
+                 input_names: Sequence[str] = MODEL_INPUTS) -> dict:
+    """Tokenize without padding; pairs are truncated longest-first to ``max_length``. Only ``input_names``
+    are kept: token types only for a model that reads them (``bertdistill.families.input_names``)."""
     enc = tokenizer(list(text_a), list(text_b) if text_b is not None else None, truncation=True,
-                    max_length=max_length, padding=False, return_token_type_ids=True)
-    return {k: enc[k] for k in MODEL_INPUTS if k in enc}
+                    max_length=max_length, padding=False,
+                    return_token_type_ids="token_type_ids" in input_names)
+    return {k: enc[k] for k in MODEL_INPUTS if k in enc and k in input_names}
 
 
-def encode_task(tokenizer, data: TaskData, max_length: int, batch_size: int = 2_000):
+def encode_task(tokenizer, data: TaskData, max_length: int, batch_size: int = 2_000,
+                input_names: Sequence[str] = MODEL_INPUTS):
     """Tokenized ``datasets.Dataset`` with model inputs, ``length`` and (if labeled) ``label``."""
 
     def _encode(batch: dict[str, list]) -> dict:
         enc = encode_texts(tokenizer, list(batch["text_a"]),
-                           list(batch["text_b"]) if "text_b" in batch else None, max_length)
+                           list(batch["text_b"]) if "text_b" in batch else None, max_length, input_names)
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
         return enc
 

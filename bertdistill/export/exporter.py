@@ -1,8 +1,8 @@
 """Export a sequence classifier to a self-contained ONNX directory, with a parity check against PyTorch.
 
 The directory follows the convention ``bertdistill.inference`` loads: ``model.onnx`` (and with int8
-``model_quantized.onnx``), inputs ``input_ids``/``attention_mask``/``token_type_ids`` (int64, dynamic
-``batch`` and ``sequence`` axes), output ``logits``, tokenizer files, ``config.json`` (id2label),
+``model_quantized.onnx``), inputs ``input_ids``/``attention_mask`` (and ``token_type_ids`` for models that
+read them; int64, dynamic ``batch`` and ``sequence`` axes), output ``logits``, tokenizer files, ``config.json`` (id2label),
 ``export_report.json`` and ``export_config.json``. Everything is built in a temporary directory and
 renamed into place only when parity passes.
 
@@ -139,7 +139,16 @@ def _check_config(config: ExportConfig) -> None:
 
 def _export_onnx(model, file: Path, config: ExportConfig) -> None:
     """The fp32 step with this export's settings (tests swap it for a deliberately wrong graph)."""
-    export_fp32(model, file, config.exporter, config.opset, config.seed, where=config.model)
+    from bertdistill.io import os_error_as_user_error
+
+    try:
+        export_fp32(model, file, config.exporter, config.opset, config.seed, where=config.model)
+    except UserError as exc:
+        # export_fp32 words any failure as the exporter's; a full disk is no exporter problem.
+        disk = os_error_as_user_error(exc.__context__) if exc.__context__ is not None else None
+        if disk is not None:
+            raise disk from None
+        raise
 
 
 def _versions() -> dict[str, str]:
@@ -198,10 +207,10 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
     # Parity inputs are built before exporting so bad data fails fast.
     if config.data is not None:
         batches, parity_data = real_batches(scorer.tokenizer, config.data, config.parity_examples,
-                                            config.max_length, config.batch_size, config.seed)
+                                            config.max_length, config.batch_size, config.seed, scorer.input_names)
     else:
         batches = generated_batches(scorer.tokenizer, scorer.config.vocab_size, config.parity_examples,
-                                    config.max_length, config.batch_size, config.seed)
+                                    config.max_length, config.batch_size, config.seed, scorer.input_names)
         parity_data = None
     reference = run_batches(scorer, batches)
 

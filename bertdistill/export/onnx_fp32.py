@@ -1,42 +1,44 @@
-"""fp32 ONNX export of a sequence classifier: fixed input names, dynamic batch and sequence axes, ``logits`` out."""
+"""fp32 ONNX export of a sequence classifier: the inputs the model reads (``input_ids``, ``attention_mask`` and,
+for models with several token types, ``token_type_ids``), dynamic batch and sequence axes, ``logits`` out."""
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import warnings
 from pathlib import Path
 from typing import Any
 
-from bertdistill.data.tokenize import MODEL_INPUTS
 from bertdistill.errors import UserError
 
 EXPORTERS = ("legacy", "dynamo")
 MIN_OPSET = 17
 
 
-def logits_only(model):
-    """The model behind a module with fixed input names/order and a single ``logits`` output."""
+def logits_only(model, input_names):
+    """The model behind a module taking ``input_names`` (ids and mask, then token types if the model reads
+    them) by name, in that order, with a single ``logits`` output. Explicit parameters, not ``*inputs``:
+    both exporters name the graph's inputs after them."""
     import torch
 
-    accepts_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
-
-    class LogitsOnly(torch.nn.Module):
+    class IdsMask(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
 
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    class IdsMaskTypes(IdsMask):
         def forward(self, input_ids, attention_mask, token_type_ids):
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if accepts_token_types:
-                kwargs["token_type_ids"] = token_type_ids
-            return self.inner(**kwargs).logits
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
 
+    wrappers = {("input_ids", "attention_mask"): IdsMask,
+                ("input_ids", "attention_mask", "token_type_ids"): IdsMaskTypes}
     # Export can leave the wrapper in training mode (dropout in the graph): eval explicitly.
-    return LogitsOnly(model).eval()
+    return wrappers[tuple(input_names)](model).eval()
 
 
-def dummy_inputs(vocab_size: int, seed: int):
+def dummy_inputs(vocab_size: int, seed: int, input_names=("input_ids", "attention_mask", "token_type_ids")):
     """Two rows of different real length (padding), two segments, so tracing sees the general case."""
     import torch
 
@@ -46,7 +48,8 @@ def dummy_inputs(vocab_size: int, seed: int):
     mask[1, 11:] = 0
     types = torch.zeros_like(ids)
     types[:, 8:] = 1
-    return ids, mask, types
+    made = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return tuple(made[name] for name in input_names)
 
 
 def export_fp32(model, file: Path, exporter: str, opset: int, seed: int, where: str | None) -> None:
@@ -54,11 +57,14 @@ def export_fp32(model, file: Path, exporter: str, opset: int, seed: int, where: 
     import onnx
     import torch
 
-    wrapper = logits_only(model)
-    args = dummy_inputs(model.config.vocab_size, seed)
-    axes = {name: {0: "batch", 1: "sequence"} for name in MODEL_INPUTS}
+    from bertdistill.families import input_names
+
+    names = input_names(model.config, model)
+    wrapper = logits_only(model, names)
+    args = dummy_inputs(model.config.vocab_size, seed, names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes["logits"] = {0: "batch"}
-    kwargs: dict[str, Any] = {"input_names": list(MODEL_INPUTS), "output_names": ["logits"],
+    kwargs: dict[str, Any] = {"input_names": list(names), "output_names": ["logits"],
                               "dynamic_axes": axes, "opset_version": opset}
     if exporter == "legacy":
         kwargs.update(dynamo=False, do_constant_folding=True)

@@ -90,7 +90,8 @@ def run_batches(scorer, batches: list[Batch]) -> np.ndarray:
 
 
 def real_batches(tokenizer, spec: DataSpec, n: int, max_length: int, batch_size: int,
-                 seed: int) -> tuple[list[Batch], dict[str, Any]]:
+                 seed: int, input_names=("input_ids", "attention_mask", "token_type_ids")
+                 ) -> tuple[list[Batch], dict[str, Any]]:
     """Batches of ``n`` rows sampled evenly at random from the data (labels ignored), padded per batch."""
     data = load_task_data(replace(spec, unlabeled=True))
     rng = np.random.default_rng(seed)
@@ -98,7 +99,7 @@ def real_batches(tokenizer, spec: DataSpec, n: int, max_length: int, batch_size:
     picked = np.sort(rng.choice(data.num_rows, size=take, replace=False)).tolist()
     sample = data.subset(picked)
     text_b = sample.column("text_b") if sample.has_text_b else None
-    rows = encode_rows(tokenizer, sample.column("text_a"), text_b, max_length)
+    rows = encode_rows(tokenizer, sample.column("text_a"), text_b, max_length, input_names)
     batches = [batch for _, batch in rows.sorted_batches(batch_size, tokenizer.pad_token_id or 0)]
     info = {"source": data.spec.describe(), "rows_in_data": data.num_rows, "rows_used": take, "seed": seed,
             "content_sha256": sample.fingerprint()["content_sha256"],
@@ -107,8 +108,9 @@ def real_batches(tokenizer, spec: DataSpec, n: int, max_length: int, batch_size:
 
 
 def generated_batches(tokenizer, vocab_size: int, n: int, max_length: int, batch_size: int,
-                      seed: int) -> list[Batch]:
-    """Random-token pairs ``[CLS] a [SEP] b [SEP]`` of varied lengths, unsorted so batches carry padding."""
+                      seed: int, input_names=("input_ids", "attention_mask", "token_type_ids")) -> list[Batch]:
+    """Random-token pairs ``[CLS] a [SEP] b [SEP]`` of varied lengths, unsorted so batches carry padding;
+    token types (0 for the first text, 1 for the second) only when ``input_names`` has them."""
     rng = np.random.default_rng(seed)
     special = set(tokenizer.all_special_ids)
     ordinary = np.array([i for i in range(vocab_size) if i not in special])
@@ -128,5 +130,6 @@ def generated_batches(tokenizer, vocab_size: int, n: int, max_length: int, batch
         tokens["input_ids"].append(np.asarray(ids))
         tokens["attention_mask"].append(np.ones(len(ids), dtype=np.int64))
         tokens["token_type_ids"].append(np.asarray([0] * (a + 2) + [1] * (len(ids) - a - 2)))
+    tokens = {k: v for k, v in tokens.items() if k in input_names}
     rows = EncodedRows(tokens, np.asarray([len(ids) for ids in tokens["input_ids"]]))
     return [rows.padded(range(start, min(start + batch_size, n)), pad) for start in range(0, n, batch_size)]

@@ -52,7 +52,7 @@ def encode_rows(tokenizer, text_a: Sequence[str], text_b: Sequence[str] | None, 
     tokens: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(text_a), chunk):
         enc = encode_texts(tokenizer, text_a[start:start + chunk],
-                           None if text_b is None else text_b[start:start + chunk], max_length)
+                           None if text_b is None else text_b[start:start + chunk], max_length, input_names)
         for key, rows in enc.items():
             if key in input_names:
                 tokens.setdefault(key, []).extend(np.asarray(r, dtype=np.int32) for r in rows)

@@ -13,7 +13,7 @@ import numpy as np
 from bertdistill.data.tokenize import MODEL_INPUTS
 from bertdistill.errors import UserError
 from bertdistill.inference.batches import Batch
-from bertdistill.inference.onnx_dir import EXPORT_REPORT, ONNX_FP32, int8_file
+from bertdistill.inference.onnx_dir import EXPORT_REPORT, ONNX_FP32, int8_file, is_onnx_dir
 from bertdistill.inference.registry import Backend, register_backend
 from bertdistill.inference.scorer import Scorer
 
@@ -98,9 +98,13 @@ def load_onnx(path: str, threads: int | None = None, trust_remote_code: bool = F
     on_gpu = session.get_providers()[0] == "CUDAExecutionProvider"
     gpu_index = providers[0][1]["device_id"] if on_gpu else None
     return Scorer(str(p), "onnx-int8" if int8 else "onnx", tokenizer, config_label_names(config), config,
-                  input_names, forward, onnx_file=str(file), num_parameters=num_parameters,
+                  input_names, forward, model_file=str(file), num_parameters=num_parameters,
                   device=f"cuda:{gpu_index}" if on_gpu else "cpu")
 
 
-register_backend(Backend("onnx", load_onnx, reads_onnx=True, hidden_states=False))
-register_backend(Backend("onnx-int8", partial(load_onnx, int8=True), reads_onnx=True, hidden_states=False))
+_READS = "an exported ONNX directory (model.onnx, model_quantized.onnx)"
+_MAKE = "export it with bertdistill export (--int8 for onnx-int8)"
+register_backend(Backend("onnx", load_onnx, is_onnx_dir, "ONNX", _READS, hidden_states=False, how_to_make=_MAKE,
+                         export=True))
+register_backend(Backend("onnx-int8", partial(load_onnx, int8=True), is_onnx_dir, "ONNX", _READS, hidden_states=False,
+                         how_to_make=_MAKE, export=True))

@@ -2,7 +2,8 @@
 
 It holds ``model.onnx`` (and optionally ``model_quantized.onnx``, the name optimum and
 sentence-transformers look for; directories exported before use ``model.int8.onnx``, still read) with inputs ``input_ids``,
-``attention_mask``, ``token_type_ids`` (int64, dynamic batch and sequence axes) and output ``logits``,
+``attention_mask`` and, for models that read them, ``token_type_ids`` (int64, dynamic batch and sequence
+axes) and output ``logits``,
 plus tokenizer files, ``config.json`` (id2label) and ``export_report.json``.
 """
 

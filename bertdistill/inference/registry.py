@@ -1,8 +1,9 @@
 """The inference backends by name, and the one rule for ``auto``.
 
-Every command (label, predict, bench, export parity) resolves backend names here. A backend is a
-module that builds a ``Scorer`` and registers itself with ``register_backend``; the package imports
-the built-in ones (``bertdistill.inference.__init__``).
+Every command (label, predict, bench, export parity) resolves backend names here, and the commands'
+``--backend`` choices come from here. A backend is a module named ``*_backend.py`` in this package that
+builds a ``Scorer`` and registers itself with ``register_backend``, saying which model folders it
+loads; the package imports every such module (``bertdistill.inference.__init__``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 from bertdistill.errors import UserError
-from bertdistill.inference.onnx_dir import is_onnx_dir
 from bertdistill.inference.scorer import Scorer
 
 AUTO = "auto"
@@ -25,10 +25,18 @@ Loader = Callable[..., Scorer]
 class Backend:
     name: str
     load: Loader
-    reads_onnx: bool
-    """Loads an exported ONNX directory rather than a Hugging Face model directory."""
+    accepts: Callable[[Path], bool]
+    """Whether a folder is one this backend loads (a Hugging Face model directory, an export of ``export``)."""
+    kind: str
+    """The runtime's name in messages: "PyTorch", "ONNX"."""
+    reads: str
+    """What it loads, for messages: e.g. "a PyTorch model (...)", "an exported ONNX directory (...)"."""
     hidden_states: bool
     """Can return [CLS] states of chosen layers (``label --hidden-layers``)."""
+    how_to_make: str = ""
+    """How to make what it loads, for a folder it does not accept (e.g. "export it with bertdistill export")."""
+    export: bool = False
+    """Loads a folder ``bertdistill export`` wrote (its config and tokenizer, not training weights)."""
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -50,11 +58,13 @@ def backend_names() -> tuple[str, ...]:
 
 
 def get_backend(name: str, path: str | Path | None) -> Backend:
-    """The backend called ``name``; ``auto`` is onnx for an exported ONNX directory, else torch."""
+    """The backend called ``name``; ``auto`` is the first registered backend that loads ``path`` (torch for a
+    Hugging Face model directory, onnx for an exported ONNX directory), torch when none does."""
     if name not in backend_names():
         raise UserError(f"unknown backend {name!r}", None, f"use one of: {', '.join(backend_names())}")
     if name == AUTO:
-        name = "onnx" if path is not None and is_onnx_dir(path) else "torch"
+        found = next((b for b in _BACKENDS.values() if path is not None and b.accepts(Path(path))), None)
+        return found or _BACKENDS["torch"]
     return _BACKENDS[name]
 
 
@@ -63,7 +73,8 @@ def load_scorer(path: str, backend: str = AUTO, threads: int | None = None,
     """Load a Hugging Face directory (torch / bf16) or an exported ONNX directory (onnx / onnx-int8) to run on
     ``device`` (auto | cpu | cuda | cuda:N; see ``bertdistill.devices``)."""
     chosen = get_backend(backend, path)
-    if not chosen.reads_onnx and is_onnx_dir(path) and not (Path(path) / "model.safetensors").exists():
-        raise UserError(f"backend {chosen.name} needs a PyTorch model, but this is an ONNX export", path,
-                        "use --backend onnx or onnx-int8, or give the Hugging Face model directory")
+    able = [b.name for b in _BACKENDS.values() if Path(path).is_dir() and b.accepts(Path(path))]
+    if able and chosen.name not in able:  # a folder another backend loads (one none loads: the loader says why)
+        raise UserError(f"backend {chosen.name} needs {chosen.reads}, which this folder is not", path,
+                        f"use --backend {' or '.join(able)}, or {chosen.how_to_make or 'give ' + chosen.reads}")
     return chosen.load(path, threads, trust_remote_code, device=device)

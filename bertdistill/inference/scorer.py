@@ -29,7 +29,8 @@ class Scorer:
     """Model inputs the model reads (DistilBERT, for one, takes no token_type_ids)."""
     forward: Forward
     torch_model: Any = None
-    onnx_file: str | None = None
+    model_file: str | None = None
+    """The one file the backend runs (an exported graph), when there is one; None for a model directory."""
     num_parameters: int | None = None
     device: str = "cpu"
     """Where it runs: ``cpu`` or ``cuda:N``."""
@@ -45,8 +46,8 @@ class Scorer:
         return encode_rows(self.tokenizer, text_a, text_b, max_length, self.input_names)
 
     def size_on_disk(self) -> int:
-        if self.onnx_file:
-            return Path(self.onnx_file).stat().st_size
+        if self.model_file:
+            return Path(self.model_file).stat().st_size
         p = Path(self.path)
         files = list(p.glob("*.safetensors")) or list(p.glob("*.bin"))
         return sum(f.stat().st_size for f in files)

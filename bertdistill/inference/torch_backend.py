@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from functools import partial
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from bertdistill.data.tokenize import MODEL_INPUTS
 from bertdistill.inference.batches import Batch
 from bertdistill.inference.registry import Backend, register_backend
 from bertdistill.inference.scorer import Scorer
@@ -55,13 +54,21 @@ def load_torch(path: str, threads: int | None = None, trust_remote_code: bool = 
                   num_parameters=sum(p.numel() for p in model.parameters()), device=str(device))
 
 
-def model_input_names(model, tokenizer) -> tuple[str, ...]:
-    """The inputs ``model.forward`` takes by name; through ``**kwargs`` only those the tokenizer names."""
-    params = inspect.signature(model.forward).parameters
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    tokenizer_names = set(getattr(tokenizer, "model_input_names", None) or MODEL_INPUTS)
-    return tuple(k for k in MODEL_INPUTS if k in params or (takes_kwargs and k in tokenizer_names))
+def model_input_names(model, tokenizer=None) -> tuple[str, ...]:
+    """The inputs the model reads: its family adapter's (token types only where its config has several),
+    or for a family without one what ``model.forward`` names (``bertdistill.families.input_names``)."""
+    from bertdistill.families import input_names
+
+    return input_names(model.config, model)
 
 
-register_backend(Backend("torch", load_torch, reads_onnx=False, hidden_states=True))
-register_backend(Backend("bf16", partial(load_torch, bf16=True), reads_onnx=False, hidden_states=True))
+def is_model_dir(path: Path) -> bool:
+    """A Hugging Face model directory with PyTorch weights (safetensors, or a .bin)."""
+    return (path / "config.json").is_file() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin")))
+
+
+_READS = "a PyTorch model (a Hugging Face model directory with its weights)"
+_MAKE = "give the Hugging Face model directory the export was made from"
+register_backend(Backend("torch", load_torch, is_model_dir, "PyTorch", _READS, hidden_states=True, how_to_make=_MAKE))
+register_backend(Backend("bf16", partial(load_torch, bf16=True), is_model_dir, "PyTorch", _READS, hidden_states=True,
+                         how_to_make=_MAKE))

@@ -15,8 +15,8 @@ class PruneConfig:
     """Which model to cut, to what shape, and on which calibration data its parts are scored."""
 
     model: str | None = None
-    """Source directory or hub id: a pre-trained BertModel or a fine-tuned BertForSequenceClassification
-    (default: the packaged all-MiniLM-L6-v2)."""
+    """Source directory or hub id: a pre-trained encoder or a fine-tuned sequence classifier of any family
+    with a layout adapter (``bertdistill.families``; default: the packaged all-MiniLM-L6-v2)."""
     data: DataSpec = field(default_factory=DataSpec)
     """Calibration set (importance scores and the token lengths of the FLOPs count)."""
     output: str = "pruned"

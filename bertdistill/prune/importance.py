@@ -1,4 +1,8 @@
-"""Importance scores of a BERT's layers, heads, head dimensions, FFN neurons and hidden dims, in one pass.
+"""Importance scores of a model's layers, heads, head dimensions, FFN neurons and hidden dims, in one pass.
+
+Where the attention output projection, the FFN down projection, the LayerNorms and the query/key/value
+projections are comes from the model's family adapter (``bertdistill.families``), so every supported
+family is scored the same way.
 
 One forward and backward pass over the calibration set, with the weights frozen, gives every score:
 
@@ -7,7 +11,7 @@ One forward and backward pass over the calibration set, with the weights frozen,
   head, so the sum of absolute values is over examples (signs do not cancel across a batch);
 * FFN neurons (first-order Taylor): the same with a mask on the FFN activations, i.e.
   Σ_examples |Σ_tokens a·∂L/∂a|;
-* hidden dims (Minitron's activation magnitude): for every LayerNorm output (embeddings and the two of
+* hidden dims (Minitron's activation magnitude): for every LayerNorm output (embeddings and those of
   each layer), the per-example mean of |h| over real tokens, aggregated over examples by the L2 norm;
   a dim's score sums those of the embedding LayerNorm and the LayerNorms of the kept layers;
 * blocks (layers): 1 − cos(input, output) of each layer, averaged over real tokens and examples;
@@ -27,7 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from bertdistill.prune.shrink import BertParts, PrunePlan
+from bertdistill.prune.shrink import PrunePlan, SourceParts
 
 OBJECTIVES = ("teacher_kl", "store_kl", "gold_ce", "self_ce", "output_norm")
 
@@ -43,7 +47,7 @@ class ImportanceScores:
     hidden_embeddings: np.ndarray
     """(H,) activation magnitude of the embedding LayerNorm."""
     hidden_layers: np.ndarray
-    """(L, H) activation magnitude summed over each layer's two LayerNorms."""
+    """(L, H) activation magnitude summed over each layer's LayerNorms."""
     blocks: np.ndarray
     """(L,) block importance 1 − cos(input, output)."""
     qk_dims: np.ndarray | None = None
@@ -82,20 +86,24 @@ def objective_loss(objective: str, output, batch: dict[str, torch.Tensor], valid
     raise ValueError(f"unknown objective {objective!r}")
 
 
-def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[dict[str, torch.Tensor]],
+def collect_scores(model: torch.nn.Module, parts: SourceParts, batches: Iterable[dict[str, torch.Tensor]],
                    objective: str, head_dims: bool = False,
                    on_batch: Callable[[int], None] | None = None) -> ImportanceScores:
     """Run ``batches`` (model inputs plus ``target_probs`` or ``labels`` when the objective needs them)."""
+    family = parts.family
     n_layers, n_heads, d = len(parts.layers), parts.heads, parts.head_size
-    ffn_size = parts.layers[0].intermediate.dense.out_features
-    hidden_size = parts.base.embeddings.LayerNorm.normalized_shape[0]
+    width = n_heads * d
+    ffn_size = parts.shape.ffn
+    hidden_size = parts.shape.hidden
+    layer_parts = [family.layer_parts(layer) for layer in parts.layers]
+    norms_per_layer = max(1, max(len(p.norms) for p in layer_parts))
     heads = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     ffn = torch.zeros(n_layers, ffn_size, dtype=torch.float64)
     emb_sq = torch.zeros(hidden_size, dtype=torch.float64)
-    layer_sq = torch.zeros(n_layers, 2, hidden_size, dtype=torch.float64)
+    layer_sq = torch.zeros(n_layers, norms_per_layer, hidden_size, dtype=torch.float64)
     blocks = torch.zeros(n_layers, dtype=torch.float64)
-    qk = torch.zeros(n_layers, n_heads * d, dtype=torch.float64) if head_dims else None
-    v = torch.zeros(n_layers, n_heads * d, dtype=torch.float64) if head_dims else None
+    qk = torch.zeros(n_layers, width, dtype=torch.float64) if head_dims else None
+    v = torch.zeros(n_layers, width, dtype=torch.float64) if head_dims else None
     state: dict = {}
     hooks = []
     device = next(model.parameters()).device  # masks live with the model; sums are kept on the CPU
@@ -109,8 +117,9 @@ def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[d
         return hook
 
     def ffn_mask_hook(i):
-        def hook(_module, _args, out):
-            return out * state["ffn_masks"][i][:, None, :].to(out.dtype)
+        def hook(_module, args):
+            (x,) = args[:1]
+            return (x * state["ffn_masks"][i][:, None, :].to(x.dtype),) + tuple(args[1:])
         return hook
 
     def norm_hook(slot):
@@ -122,21 +131,29 @@ def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[d
                 layer_sq[slot].add_((mean ** 2).sum(0).cpu())
         return hook
 
-    def dim_hook(i, name):
+    def dim_hook(i, names):
         def hook(_module, _args, out):
-            state.setdefault("dims", {})[(i, name)] = _masked_mean_abs(out, state["valid"]).double().cpu()
+            dims = state.setdefault("dims", {})
+            if (i, names[0]) in dims:  # a second call is not the tokens' (DeBERTa's relative positions)
+                return
+            chunks = out.chunk(len(names), dim=-1) if len(names) > 1 else (out,)
+            for name, chunk in zip(names, chunks):
+                dims[(i, name)] = _masked_mean_abs(chunk, state["valid"]).double().cpu()
         return hook
 
     try:
-        hooks.append(parts.base.embeddings.LayerNorm.register_forward_hook(norm_hook(None)))
-        for i, layer in enumerate(parts.layers):
-            hooks.append(layer.attention.output.dense.register_forward_pre_hook(head_mask_hook(i)))
-            hooks.append(layer.intermediate.register_forward_hook(ffn_mask_hook(i)))
-            hooks.append(layer.attention.output.LayerNorm.register_forward_hook(norm_hook((i, 0))))
-            hooks.append(layer.output.LayerNorm.register_forward_hook(norm_hook((i, 1))))
+        hooks.append(family.embedding_output(model).register_forward_hook(norm_hook(None)))
+        for i, layer in enumerate(layer_parts):
+            hooks.append(layer.attention_output.register_forward_pre_hook(head_mask_hook(i)))
+            hooks.append(layer.ffn_output.register_forward_pre_hook(ffn_mask_hook(i)))
+            for k, norm in enumerate(layer.norms):
+                hooks.append(norm.register_forward_hook(norm_hook((i, k))))
             if head_dims:
-                for name in ("query", "key", "value"):
-                    hooks.append(getattr(layer.attention.self, name).register_forward_hook(dim_hook(i, name)))
+                if layer.qkv is not None:
+                    hooks.append(layer.qkv.register_forward_hook(dim_hook(i, ("query", "key", "value"))))
+                else:
+                    for name in ("query", "key", "value"):
+                        hooks.append(getattr(layer, name).register_forward_hook(dim_hook(i, (name,))))
         requires = {p: p.requires_grad for p in model.parameters()}
         for p in requires:
             p.requires_grad_(False)
@@ -184,8 +201,8 @@ def collect_scores(model: torch.nn.Module, parts: BertParts, batches: Iterable[d
             h.remove()
         state.clear()
     if head_dims:
-        for i, layer in enumerate(parts.layers):
-            v[i] *= layer.attention.output.dense.weight.detach().double().norm(dim=0).cpu()
+        for i, layer in enumerate(layer_parts):
+            v[i] *= layer.attention_output.weight.detach().double().norm(dim=0).cpu()
     return ImportanceScores(
         heads=heads.numpy(), ffn=ffn.numpy(), hidden_embeddings=emb_sq.sqrt().numpy(),
         hidden_layers=layer_sq.sqrt().sum(1).numpy(), blocks=(blocks / max(examples, 1)).numpy(),
@@ -200,13 +217,16 @@ def top_k(scores: np.ndarray, k: int) -> list[int]:
 
 
 def make_plan(scores: ImportanceScores, layers: list[int], hidden: int, heads: int, ffn: int,
-              source_head_size: int) -> PrunePlan:
-    """Keep the top-scored parts: ``layers`` are 0-based source layers already chosen."""
+              source_head_size: int, shared_heads: bool = False) -> PrunePlan:
+    """Keep the top-scored parts: ``layers`` are 0-based source layers already chosen. ``shared_heads``: every
+    layer keeps the same heads, those with the largest score summed over the kept layers (MPNet's relative
+    position bias is one per-head table for all layers)."""
     head_size = hidden // heads
     hid = top_k(scores.hidden(layers), hidden)
+    common = top_k(scores.heads[list(layers)].sum(0), heads) if shared_heads else None
     kept_heads, qk_rows, v_rows, ffn_rows = [], [], [], []
     for layer in layers:
-        chosen = top_k(scores.heads[layer], heads)
+        chosen = common if common is not None else top_k(scores.heads[layer], heads)
         kept_heads.append(chosen)
         qk_l, v_l = [], []
         for h in chosen:

@@ -1,4 +1,5 @@
-"""``prune``: score a BERT's parts on calibration data and write the smaller model of the requested shape."""
+"""``prune``: score a model's parts on calibration data and write the smaller model of the requested shape
+(any family with a layout adapter: ``bertdistill.families``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from bertdistill.errors import UserError
 from bertdistill.prune.config import LAYER_SELECTIONS, PruneConfig
 from bertdistill.prune.importance import ImportanceScores, collect_scores, importance_layers, make_plan
-from bertdistill.prune.shrink import PrunePlan, bert_parts, shrink_model
+from bertdistill.prune.shrink import PrunePlan, SourceParts, shrink_model, source_parts
 
 REPORT_FILE = "prune_report.json"
 CONFIG_FILE = "prune_config.json"
@@ -52,10 +53,10 @@ def parse_layer_selection(text: str) -> str | list[int]:
     return layers
 
 
-def resolve_shape(config, head_size: int, cfg: PruneConfig) -> PruneShape:
-    """The target shape from the options and the source ``config``; a UserError for an impossible one."""
-    src_layers, src_hidden = int(config.num_hidden_layers), int(config.hidden_size)
-    src_heads, src_ffn = int(config.num_attention_heads), int(config.intermediate_size)
+def resolve_shape(parts: SourceParts, cfg: PruneConfig) -> PruneShape:
+    """The target shape from the options and the source's shape; a UserError for an impossible one."""
+    src = parts.shape
+    src_layers, src_hidden, src_heads, src_ffn, head_size = src.layers, src.hidden, src.heads, src.ffn, src.head_size
     layer_map = parse_layer_selection(cfg.layer_map)
     k = cfg.layers
     if isinstance(layer_map, list):
@@ -79,6 +80,8 @@ def resolve_shape(config, head_size: int, cfg: PruneConfig) -> PruneShape:
     if hidden > src_hidden:
         raise UserError(f"--hidden {hidden} is wider than the source's {src_hidden}", "--hidden",
                         f"use at most {src_hidden}")
+    if hidden != src_hidden:
+        parts.family.check_width(parts.model.config, hidden, "--hidden")
     heads = cfg.heads
     if heads is None:
         if hidden % head_size:
@@ -97,6 +100,11 @@ def resolve_shape(config, head_size: int, cfg: PruneConfig) -> PruneShape:
     if hidden // heads > head_size:
         raise UserError(f"head size {hidden}/{heads} = {hidden // heads} is wider than the source's {head_size}",
                         "--heads", f"use at least {math.ceil(hidden / head_size)} heads for --hidden {hidden}")
+    if hidden // heads != head_size and parts.family.whole_heads:
+        raise UserError(f"{parts.family.whole_heads}, so heads keep their {head_size} dimensions: {heads} heads "
+                        f"of {hidden // heads} cannot be cut", "--heads",
+                        f"use --hidden a multiple of {head_size} with --heads hidden/{head_size} "
+                        "(fewer whole heads)")
     ffn = cfg.ffn if cfg.ffn is not None else max(1, round(src_ffn * hidden / src_hidden))
     if ffn < 1:
         raise UserError(f"--ffn {ffn} must be at least 1", "--ffn", f"use 1 to {src_ffn}")
@@ -135,21 +143,17 @@ def _load_source(source: str, classifier: bool, trust_remote_code: bool):
         hf_logging.set_verbosity(verbosity)
 
 
-def _encode(tokenizer, data, max_length: int) -> dict[str, list]:
+def _encode(tokenizer, data, max_length: int, input_names) -> dict[str, list]:
     from bertdistill.data.tokenize import encode_texts
 
     text_b = data.column("text_b") if data.has_text_b else None
-    return encode_texts(tokenizer, data.column("text_a"), text_b, max_length)
+    return encode_texts(tokenizer, data.column("text_a"), text_b, max_length, input_names)
 
 
 def _pad(enc: dict[str, list], rows: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    longest = max(len(enc["input_ids"][r]) for r in rows)
-    out = {}
-    for key, values in enc.items():
-        pad = pad_id if key == "input_ids" else 0
-        out[key] = torch.tensor([list(values[r]) + [pad] * (longest - len(values[r])) for r in rows],
-                                dtype=torch.long)
-    return out
+    from bertdistill.data.tokenize import pad_batch
+
+    return pad_batch([{k: values[r] for k, values in enc.items()} for r in rows], pad_id)
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -163,13 +167,14 @@ def _teacher_probs(path: str, model_names: list[str], data, max_length: int, bat
                    trust_remote_code: bool, device: torch.device = torch.device("cpu")) -> np.ndarray:
     """(N, C) softmax of a teacher's logits, columns in the pruned model's label order."""
     from bertdistill.data.tokenize import sorted_batches
+    from bertdistill.families import input_names
     from bertdistill.models import config_label_names, label_permutation, load_classifier, load_tokenizer, resolve_model
 
     source = resolve_model(path, "--teacher")
     teacher = load_classifier(source, trust_remote_code=trust_remote_code, option="--teacher").eval().to(device)
     order = label_permutation(config_label_names(teacher.config), model_names, source)
     tokenizer = load_tokenizer(source, trust_remote_code, option="--teacher")
-    enc = _encode(tokenizer, data, max_length)
+    enc = _encode(tokenizer, data, max_length, input_names(teacher.config, teacher))
     probs = np.zeros((data.num_rows, len(model_names)), dtype=np.float32)
     pad = tokenizer.pad_token_id or 0
     with torch.inference_mode():
@@ -215,9 +220,10 @@ def _num_params(model: torch.nn.Module) -> int:
 
 
 def _shape_of(model) -> dict[str, int]:
-    c = model.config
-    return {"layers": int(c.num_hidden_layers), "hidden": int(c.hidden_size), "heads": int(c.num_attention_heads),
-            "head_size": int(c.hidden_size) // int(c.num_attention_heads), "ffn": int(c.intermediate_size)}
+    from bertdistill.families import shape_of
+
+    s = shape_of(model)
+    return {"layers": s.layers, "hidden": s.hidden, "heads": s.heads, "head_size": s.head_size, "ffn": s.ffn}
 
 
 def build_report(cfg: PruneConfig, source: str, model, pruned, shape: PruneShape, plan: PrunePlan,
@@ -241,6 +247,7 @@ def build_report(cfg: PruneConfig, source: str, model, pruned, shape: PruneShape
         "format": REPORT_FORMAT,
         "version": 1,
         "indices": "layers are 1-based (as hidden_states); heads, FFN neurons, hidden dims and Q/K/V rows are 0-based",
+        "family": getattr(model.config, "model_type", None),
         "source": {"model": source, "class": type(model).__name__,
                    "weights_sha256": weights_sha256(source) if Path(source).is_dir() else None, **_shape_of(model)},
         "pruned": {"class": type(pruned).__name__, **_shape_of(pruned)},
@@ -263,13 +270,20 @@ def build_report(cfg: PruneConfig, source: str, model, pruned, shape: PruneShape
         "params": {"before": params_before, "after": params_after, "ratio": params_after / params_before},
         "flops_per_example": {"before": flops_before, "after": flops_after, "ratio": flops_after / flops_before},
         "seconds": seconds,
+        "notes": [f"{where} has no counterpart in its source layer: kept as initialized"
+                  for where in getattr(pruned, "bertdistill_initialized", [])],
         "config": to_jsonable(cfg),
     }
 
 
 def _num_labels(model) -> int:
-    classifier = getattr(model, "classifier", None)
-    return int(classifier.out_features) if isinstance(classifier, torch.nn.Linear) else 0
+    from bertdistill.models import is_classifier
+
+    if not is_classifier(model.config) and getattr(model, "base_model", model) is model:
+        return 0
+    from bertdistill.families import output_linear
+
+    return int(output_linear(model).out_features)
 
 
 def _set_attention(model, implementation: str | None) -> None:
@@ -312,8 +326,8 @@ def prune(config: PruneConfig) -> PruneResult:
                         f"prune the fine-tuned teacher itself (--model TEACHER), or drop {option} to score "
                         "the encoder by its own outputs")
     model = _load_source(source, classifier, config.trust_remote_code).eval()
-    parts = bert_parts(model, source)
-    shape = resolve_shape(model.config, parts.head_size, config)
+    parts = source_parts(model, source)
+    shape = resolve_shape(parts, config)
     tokenizer = load_tokenizer(source, config.trust_remote_code)
     check_max_length(tokenizer, model.config, config.max_length)
 
@@ -339,7 +353,9 @@ def prune(config: PruneConfig) -> PruneResult:
         order = np.asarray(label_permutation(model_names, data.label_names, config.data.describe()))
         targets["labels"] = order[np.asarray(data.dataset["label"], dtype=np.int64)]
 
-    enc = _encode(tokenizer, data, config.max_length)
+    from bertdistill.families import input_names
+
+    enc = _encode(tokenizer, data, config.max_length, input_names(model.config, model))
     lengths = [len(x) for x in enc["input_ids"]]
     pad_id = tokenizer.pad_token_id or 0
     batches_rows = sorted_batches(lengths, config.batch_size)
@@ -370,8 +386,9 @@ def prune(config: PruneConfig) -> PruneResult:
         model.to("cpu")  # the pruned model is built, checked and saved on the CPU
     scored = time.perf_counter()
     layers = choose_layers(shape, len(parts.layers), scores.blocks)
-    plan = make_plan(scores, layers, shape.hidden, shape.heads, shape.ffn, parts.head_size)
-    pruned = shrink_model(model, plan)
+    plan = make_plan(scores, layers, shape.hidden, shape.heads, shape.ffn, parts.head_size,
+                     shared_heads=parts.family.shared_heads is not None)
+    pruned = shrink_model(model, plan, source)
     seconds = {"load": prepared - started, "scoring": scored - prepared}
     check_batch = _pad(enc, batches_rows[0], pad_id)
     with atomic_dir(output, config.overwrite) as tmp:

@@ -3,7 +3,6 @@ initialize a narrower model randomly from a shape; the classifier head is sized 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -11,8 +10,6 @@ import torch
 
 from bertdistill.errors import UserError
 from bertdistill.student.config import HEADS, LAYER_MAPS, StudentConfig
-
-_LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)\.(.*)$")
 
 
 def parse_layer_map(text: str, named: Sequence[str] = LAYER_MAPS) -> str | list[int]:
@@ -72,7 +69,7 @@ def to_score_head(model, label_names: Sequence[str]) -> None:
     """Turn a 2-logit classifier into a 1-logit score head in place: w = w_pos − w_other (the same logit difference)."""
     from torch import nn
 
-    from bertdistill.student.model import output_linear
+    from bertdistill.families import output_linear
 
     pos = check_score_head(label_names)
     linear = output_linear(model)
@@ -125,59 +122,77 @@ def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int =
 def _build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int = 42):
     from transformers import AutoModelForSequenceClassification
 
+    from bertdistill.families import family_of, shape_of
     from bertdistill.models import load_classifier, load_config, load_tokenizer, resolve_model, weights_sha256
 
     source = resolve_model(cfg.source, "--student-from")
     tokenizer = load_tokenizer(source, cfg.trust_remote_code, option="--student-from")
     base_config = load_config(source, cfg.trust_remote_code, option="--student-from")
-    source_layers = base_config.num_hidden_layers
+    known = shape_of(base_config)  # a family without an adapter can still be used whole
+    source_layers = known.layers if known else int(getattr(base_config, "num_hidden_layers", 0) or 0)
     info = {"source": source, "source_weights_sha256": weights_sha256(source) if Path(source).is_dir() else None,
-            "source_layers": source_layers}
+            "source_layers": source_layers, "family": getattr(base_config, "model_type", None)}
     torch.manual_seed(seed)
     if cfg.random_init:
-        config = base_config.__class__.from_dict(base_config.to_dict())
-        config.num_hidden_layers = cfg.layers or source_layers
-        if cfg.width:
-            config.hidden_size = cfg.width
-            config.intermediate_size = cfg.intermediate or 4 * cfg.width
-        elif cfg.intermediate:
-            config.intermediate_size = cfg.intermediate
-        if cfg.heads:
-            config.num_attention_heads = cfg.heads
-        if config.hidden_size % config.num_attention_heads:
-            raise UserError(f"width {config.hidden_size} is not divisible by {config.num_attention_heads} heads",
+        family = family_of(base_config, "a random student (--student-config)", "--student-from")
+        shape = family.shape(base_config)
+        width = cfg.width or shape.hidden
+        ffn = cfg.intermediate or (4 * cfg.width if cfg.width else shape.ffn)
+        heads = cfg.heads or shape.heads
+        if width % heads:
+            raise UserError(f"width {width} is not divisible by {heads} heads",
                             "--student-config", "choose heads that divide the width (e.g. width 384, heads 12)")
+        config = family.with_shape(base_config, layers=cfg.layers or shape.layers, hidden=width, heads=heads, ffn=ffn)
         for key, value in _label_kwargs(label_names).items():
             setattr(config, key, value)
         config.architectures = None
         model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=cfg.trust_remote_code)
-        info.update(random_init=True, layers=config.num_hidden_layers, width=config.hidden_size,
-                    attention_heads=config.num_attention_heads)
+        made = family.shape(model.config)
+        info.update(random_init=True, layers=made.layers, width=made.hidden, attention_heads=made.heads)
         return model, tokenizer, info
 
     full = load_classifier(source, list(label_names), cfg.trust_remote_code, option="--student-from")
     layers = student_layer_indices(source_layers, cfg.layers, cfg.layer_map)
-    info.update(random_init=False, layers_copied=layers, layers=len(layers), width=base_config.hidden_size,
+    width = getattr(full.config, "hidden_size", None)
+    info.update(random_init=False, layers_copied=layers, layers=len(layers), width=width,
                 classifier_trained=any(a.endswith("ForSequenceClassification")
                                        for a in (base_config.architectures or [])))
     if layers == list(range(1, source_layers + 1)):
         return full, tokenizer, info
-    config = full.config.__class__.from_dict(full.config.to_dict())
-    config.num_hidden_layers = len(layers)
-    model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=cfg.trust_remote_code)
+    family = family_of(full, "--student-layers/--layer-map", "--student-from")
+    model, notes = copy_layers(full, family, layers, cfg.trust_remote_code, source)
+    if notes:
+        info["layer_notes"] = notes
+    return model, tokenizer, info
+
+
+def copy_layers(full, family, layers: Sequence[int], trust_remote_code: bool, where: str):
+    """(a model of ``full``'s class keeping source ``layers`` (1-based) and everything else, notes)."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = family.select_layers(full.config, [x - 1 for x in layers])
+    model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+    prefix = family.layers_prefix(full) + "."
     position = {src - 1: dst for dst, src in enumerate(layers)}
     state = {}
     for key, value in full.state_dict().items():
-        match = _LAYER_KEY.match(key)
-        if match and match.group(1).endswith(("encoder.layer.", "transformer.layer.")):
-            src = int(match.group(2))
-            if src not in position:
+        if key.startswith(prefix):
+            index, _, rest = key[len(prefix):].partition(".")
+            if int(index) not in position:
                 continue
-            key = f"{match.group(1)}{position[src]}.{match.group(3)}"
+            key = f"{prefix}{position[int(index)]}.{rest}"
         state[key] = value
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [m for m in missing if "position_ids" not in m]:
-        raise UserError(f"cannot copy layers of {type(full).__name__} (unmatched weights: "
-                        f"{(unexpected or missing)[:3]})", source,
-                        "use a BERT-family model, or a random student (--student-config)")
-    return model, tokenizer, info
+
+    def tolerated(key: str) -> bool:
+        if not key.startswith(prefix):
+            return False
+        return family.copy_tolerated(key[len(prefix):].partition(".")[2])
+
+    bad = [k for k in unexpected if not tolerated(k)] + [k for k in missing
+                                                          if "position_ids" not in k and not tolerated(k)]
+    if bad:
+        raise UserError(f"cannot copy layers of {type(full).__name__} (unmatched weights: {bad[:3]})", where,
+                        "use a standard Hugging Face model of a supported family, or a random student "
+                        "(--student-config)")
+    return model, family.copy_notes(list(layers))

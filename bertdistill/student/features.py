@@ -2,8 +2,8 @@
 
 Students and online teachers go through the same ``forward_features``. Layers are numbered like
 ``hidden_states``: 0 is the embeddings, 1..L the encoder layers. Query/key/value vectors (MiniLM's
-relations) are captured with forward hooks on a BERT-layout layer's ``attention.self.{query,key,value}``
-linears, so they cost nothing when not asked for.
+relations) are captured with forward hooks on the projections the model's family adapter names
+(``bertdistill.families``), so they cost nothing when not asked for.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bertdistill.errors import UserError
+from bertdistill.families import family_of
 
 
 @dataclass(frozen=True)
@@ -61,24 +61,6 @@ class Features:
         return self.hidden[layer][:, 0]
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The encoder's layer list of a BERT-layout model (``base_model.encoder.layer``)."""
-    layers = getattr(getattr(getattr(model, "base_model", model), "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise UserError(f"{type(model).__name__} is not BERT-layout (no encoder.layer list)", None,
-                        "use a BERT-family model for terms on attentions or query/key/value states")
-    return layers
-
-
-def self_attention(model: nn.Module, layer: int) -> nn.Module:
-    """The self-attention block (with ``query``, ``key``, ``value`` linears) of 1-based ``layer``."""
-    block = getattr(getattr(encoder_layers(model)[layer - 1], "attention", None), "self", None)
-    if block is None or not all(isinstance(getattr(block, n, None), nn.Linear) for n in ("query", "key", "value")):
-        raise UserError(f"layer {layer} of {type(model).__name__} has no query/key/value linears", None,
-                        "use a BERT-family model for the MiniLM terms")
-    return block
-
-
 def use_eager_attention(model: nn.Module) -> None:
     """Attention probabilities are only returned by the eager implementation (SDPA gives none)."""
     if getattr(model.config, "_attn_implementation", "eager") != "eager":
@@ -87,15 +69,27 @@ def use_eager_attention(model: nn.Module) -> None:
 
 @contextlib.contextmanager
 def capture_qkv(model: nn.Module, layers: frozenset[int]):
-    """Yield a dict that fills with layer → [query, key, value] outputs during the forward pass."""
+    """Yield a dict that fills with layer → [query, key, value] outputs (each (B, T, W)) during the forward
+    pass; where the family fuses them (one [q; k; v] linear), its output is split in three. A projection's
+    first call in the pass is the tokens' (DeBERTa calls its query/key projections again on the relative
+    position embeddings)."""
+    family = family_of(model, "the query/key/value terms (minilm_attention, minilm_value)")
     captured: dict[int, list] = {layer: [None, None, None] for layer in layers}
+    all_layers = family.layers(model)
     handles = []
     for layer in layers:
-        block = self_attention(model, layer)
-        for slot, name in enumerate(("query", "key", "value")):
+        parts = family.layer_parts(all_layers[layer - 1])
+        if parts.qkv is not None:
+            def fused(_module, _inputs, output, layer=layer):
+                if captured[layer][0] is None:
+                    captured[layer][:] = list(output.chunk(3, dim=-1))
+            handles.append(parts.qkv.register_forward_hook(fused))
+            continue
+        for slot, linear in enumerate((parts.query, parts.key, parts.value)):
             def hook(_module, _inputs, output, layer=layer, slot=slot):
-                captured[layer][slot] = output
-            handles.append(getattr(block, name).register_forward_hook(hook))
+                if captured[layer][slot] is None:
+                    captured[layer][slot] = output
+            handles.append(linear.register_forward_hook(hook))
     try:
         yield captured
     finally:

@@ -1,7 +1,7 @@
 """A sequence classifier with one output head per teacher (TMKD), sharing everything below the head.
 
-Any Hugging Face sequence classifier whose last layer is a ``nn.Linear`` works (BERT: ``classifier``,
-RoBERTa: ``classifier.out_proj``). The model's own linear is head 0; the other heads are extra
+Any Hugging Face sequence classifier whose last layer is a ``nn.Linear`` works (where it is comes from
+the model's family adapter: BERT ``classifier``, RoBERTa ``classifier.out_proj``). The model's own linear is head 0; the other heads are extra
 linears fed the same features (captured by a forward hook). Because the heads are linear, the mean
 of their logits equals one linear with the mean weights and bias: ``fold_heads`` writes that into the
 model's own classifier, so the saved model is a plain classifier that gives the averaged prediction.
@@ -16,25 +16,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bertdistill.errors import UserError
+from bertdistill.families import output_linear
 from bertdistill.student.features import NOTHING, FeatureRequest, Features, forward_features
 
 HEADS_FILE = "teacher_heads.safetensors"
 HEADS_META = "teacher_heads.json"
-
-
-def output_linear(model: nn.Module) -> nn.Linear:
-    """The final linear of a sequence classifier's head."""
-    for path in ("classifier", "classifier.out_proj", "score", "classifier.dense_out"):
-        obj = model
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if isinstance(obj, nn.Linear):
-            return obj
-    raise UserError(f"{type(model).__name__} has no linear classifier layer, so it cannot have per-teacher heads",
-                    None, "use a BERT-family student, or --teacher-mode avg")
 
 
 class StudentModel(nn.Module):
@@ -77,7 +63,8 @@ class StudentModel(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 request: FeatureRequest = NOTHING) -> Features:
-        """Features with the logits of every head, shaped (heads, B, C), and the states ``request`` names."""
+        """Features with the logits of every head, shaped (heads, B, C), and the states ``request`` names.
+        Token types are passed only when given (the batch holds them only for models that read them)."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids

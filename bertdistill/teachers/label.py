@@ -32,7 +32,8 @@ from bertdistill.data.ondisk import OnDiskTaskData, load_task_data_on_disk
 from bertdistill.data.sources import DataSpec
 from bertdistill.data.tokenize import check_max_length
 from bertdistill.errors import UserError
-from bertdistill.io import check_output_dir, is_complete, output_lock, to_jsonable
+from bertdistill.interrupts import ctrl_c_at_safe_points
+from bertdistill.io import check_output_dir, is_complete, output_lock, pid_alive, to_jsonable
 from bertdistill.teachers.layout import ShardSpan, logits_column, shard_plan
 from bertdistill.teachers.teacher import Teacher, describe_teachers
 from bertdistill.teachers.writer import StoreWriter
@@ -179,18 +180,8 @@ def _remove_stale_rows_dirs(output: Path) -> None:
     """Delete input-row folders left by killed runs (their process is gone) for this output."""
     for path in output.parent.glob(f".{glob.escape(output.name)}.input-*-*"):
         pid = path.name.rsplit(".input-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _load_data(spec: DataSpec, teacher_labels: list[str], rows_dir: str) -> OnDiskTaskData:
@@ -213,45 +204,14 @@ def _store_label_names(teacher_labels: list[str], data: OnDiskTaskData) -> list[
     return list(teacher_labels)
 
 
-@contextlib.contextmanager
-def _ctrl_c_at_safe_points():
-    """Yield ``check()``, which raises KeyboardInterrupt once Ctrl-C has been pressed. Ctrl-C only sets a flag:
-    Python drops a KeyboardInterrupt raised while an object's finalizer runs (and the run would then go on
-    to finish), so it is raised at the loop's own points instead. A second Ctrl-C interrupts at once. Left
-    alone where Ctrl-C is not Python's default (ignored, or handled by the caller) or off the main thread."""
-    import signal
-    import threading
-
-    pressed = []
-
-    def check() -> None:
-        if pressed:
-            raise KeyboardInterrupt
-
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield check
-        return
-
-    def on_ctrl_c(signum, frame) -> None:
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(signum)
-
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
-    try:
-        yield check
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _label_shards(todo: list[ShardSpan], teachers: list[Teacher], data: OnDiskTaskData, writer: StoreWriter,
                   config: LabelConfig, show: bool, progress_factory) -> None:
     rows_total = sum(span.rows for span in todo)
     n_teachers = len(teachers)
     started = time.perf_counter()
     bar = progress_factory("pairs_per_s") if show else contextlib.nullcontext()
-    with _ctrl_c_at_safe_points() as check_ctrl_c, bar as prog:
+    with ctrl_c_at_safe_points() as ctrl_c, bar as prog:
+        check_ctrl_c = ctrl_c.check
         task = prog.add_task(f"label ({n_teachers} teacher{'s' * (n_teachers > 1)})",
                              total=rows_total * n_teachers, pairs_per_s="-") if show else None
         done = 0

@@ -15,8 +15,8 @@ import numpy as np
 
 from bertdistill.errors import UserError
 from bertdistill.io import is_complete, read_json
-from bertdistill.teachers.layout import (META_FILE, SHARDS_DIR, STORE_FORMAT, STORE_VERSION, root_dataset_problem,
-                                         shard_problem)
+from bertdistill.teachers.layout import (CHECKSUMS_FILE, META_FILE, ROOT_STATE, SHARDS_DIR, STORE_FORMAT,
+                                         STORE_VERSION, root_dataset_problem, shard_problem)
 from bertdistill.teachers.writer import write_label_store  # noqa: F401  (importable from here, as before)
 
 
@@ -44,8 +44,12 @@ class LabelStore:
         meta = read_json(path / META_FILE)
         if meta.get("format") != STORE_FORMAT:
             raise UserError("not a bertdistill label store", where, "create it with bertdistill label")
-        if meta.get("version", 0) > STORE_VERSION:
-            raise UserError(f"label store version {meta.get('version')} is newer than this bertdistill",
+        version = meta.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise UserError(f"meta.json's version is {version!r}, not a store version", where,
+                            "re-create the store with bertdistill label --overwrite")
+        if version > STORE_VERSION:
+            raise UserError(f"label store version {version} is newer than this bertdistill",
                             where, "upgrade bertdistill")
         fix = "re-create the store with bertdistill label --overwrite"
         shards = meta.get("shards")
@@ -70,11 +74,21 @@ class LabelStore:
                             f"(data: {meta.get('data', {}).get('rows')})", where, fix)
         parts = []
         for shard in shards:
+            # Every shard's files are checked against meta.json's checksums; a shard without them is refused
+            # (not skipped), so the check cannot be switched off by editing meta.json.
             shard_path = path / SHARDS_DIR / shard["name"]
-            if shard.get("files"):
-                problem = shard_problem(shard_path, shard["files"])
-                if problem:
-                    raise UserError(f"shard {shard['name']} is damaged: {problem}", where, fix)
+            files = shard.get("files")
+            if not isinstance(files, dict) or not files or not all(isinstance(f, dict) for f in files.values()):
+                raise UserError(f"meta.json lists no checksums for shard {shard['name']} (removed from it, or a "
+                                "store written before bertdistill checked them), so its files cannot be trusted",
+                                where, fix)
+            own = _own_checksums(shard_path)
+            if own is not None and own != files:
+                raise UserError(f"meta.json's checksums for shard {shard['name']} differ from the ones saved with "
+                                "the shard (meta.json was edited?)", where, fix)
+            problem = shard_problem(shard_path, files)
+            if problem:
+                raise UserError(f"shard {shard['name']} is damaged: {problem}", where, fix)
             try:
                 part = datasets.Dataset.load_from_disk(str(shard_path))
             except Exception as exc:
@@ -84,7 +98,7 @@ class LabelStore:
                 raise UserError(f"shard {shard['name']} has {len(part)} rows, meta.json says {shard['rows']}",
                                 where, "the store is truncated; re-create it with bertdistill label --overwrite")
             parts.append(part)
-        if meta.get("version", 1) >= 2:  # the root is a Dataset too: it must read the same shards
+        if version >= 2 or (path / ROOT_STATE).exists():  # the root is a Dataset too: it must read the same shards
             problem = root_dataset_problem(path, names)
             if problem:
                 raise UserError(f"label store is damaged: {problem}", where, fix)
@@ -208,3 +222,15 @@ class LabelStore:
         pick = [have.index(layer) for layer in layers]
         block = np.asarray(self.dataset[list(rows)][self.cls_column(t)], dtype=np.float32)
         return block[:, pick, :]
+
+
+def _own_checksums(shard_path: Path) -> dict | None:
+    """The checksums saved with a shard when it was written (None when the file is not there)."""
+    import json
+
+    try:
+        return json.loads((shard_path / CHECKSUMS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # unreadable: differs from meta.json's, so the store is refused

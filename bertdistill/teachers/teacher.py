@@ -86,7 +86,6 @@ def parse_teacher_specs(specs: list[str]) -> list[tuple[str, str]]:
 def describe_teachers(specs: list[str], backend: str, hidden_layers: str, student_layers: int | None,
                       trust_remote_code: bool = False) -> list[Teacher]:
     """Read each teacher's config (not weights yet): labels, depth, width, stored layers, weight hash."""
-    from bertdistill.inference import is_onnx_dir
     from bertdistill.models import config_label_names, is_classifier, load_config, resolve_model, weights_sha256
 
     get_backend(backend, None)  # an unknown name fails before any teacher is read
@@ -94,15 +93,16 @@ def describe_teachers(specs: list[str], backend: str, hidden_layers: str, studen
     teachers = []
     for name, path in parse_teacher_specs(specs):
         chosen = get_backend(backend, path)
-        if chosen.reads_onnx and not is_onnx_dir(path):
-            raise UserError(f"teacher {name!r} is not an exported ONNX directory (no model.onnx)", path,
-                            "export it with bertdistill export, or use --backend torch")
+        able = [b.name for b in registered_backends() if Path(path).is_dir() and b.accepts(Path(path))]
+        if able and chosen.name not in able:  # a folder another backend loads (one no backend loads: below)
+            raise UserError(f"teacher {name!r} is not {chosen.reads} (backend {chosen.name})", path,
+                            f"use --backend {' or '.join(able)}, or {chosen.how_to_make}")
         if wants_layers and not chosen.hidden_states:
             able = " or ".join(b.name for b in registered_backends() if b.hidden_states)
-            raise UserError("[CLS] hidden states cannot be read from "
-                            + ("an ONNX teacher" if chosen.reads_onnx else f"backend {chosen.name}"), path,
+            raise UserError(f"[CLS] hidden states cannot be read from an {chosen.kind} teacher (backend {chosen.name})",
+                            path,
                             f"use --backend {able} with --hidden-layers, or --hidden-layers none")
-        if chosen.reads_onnx:
+        if chosen.export and Path(path).is_dir() and chosen.accepts(Path(path)):
             model_config = load_config(path, option="--teacher")
         else:
             path = resolve_model(path, option="--teacher")

@@ -14,13 +14,18 @@ from pathlib import Path
 from typing import Callable
 
 from bertdistill.errors import UserError
-from bertdistill.io import atomic_dir, is_complete, mark_complete, read_json, write_json
+from bertdistill.io import apply_umask, atomic_dir, is_complete, mark_complete, read_json, write_json
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
 STATE_FILE = "trainer_state.json"
 CHECKPOINT_FORMAT = 2
 """2: the trained module is the student plus the loss terms' parameters (projections)."""
+
+
+NOT_FINGERPRINTED = ("guards", "baseline")
+"""Run settings that judge the finished model but do not change training: a resumed run may change them, and a
+checkpoint made before they existed still resumes."""
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -47,6 +52,12 @@ class CheckpointManager:
     def latest(self) -> Path | None:
         return latest_checkpoint(self.output)
 
+    def remove_unfinished(self) -> None:
+        """Delete checkpoints a killed run was still writing (``.step-N.tmp``); the caller holds the output's lock."""
+        if self.accelerator.is_main_process and self.root.is_dir():
+            for leftover in self.root.glob(".step-*.tmp"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
     def clear(self) -> None:
         if self.accelerator.is_main_process and self.root.exists():
             shutil.rmtree(self.root)
@@ -54,6 +65,8 @@ class CheckpointManager:
     def read_state(self, path: Path, fingerprint: dict | None) -> dict:
         """The saved trainer state, refused when it was made with other settings or by an older version."""
         saved = read_json(path / STATE_FILE)
+        if saved.get("fingerprint"):
+            saved["fingerprint"] = {k: v for k, v in saved["fingerprint"].items() if k not in NOT_FINGERPRINTED}
         if fingerprint is not None and saved.get("fingerprint") != fingerprint:
             old, new = saved.get("fingerprint") or {}, fingerprint
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -88,12 +101,19 @@ class CheckpointManager:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        acc.wait_for_everyone()
+        try:
+            acc.save_state(str(tmp))
+            acc.wait_for_everyone()
+            if main:
+                write_json(tmp / STATE_FILE, {**state, "scheduler": scheduler.state_dict(),
+                                              "checkpoint_format": CHECKPOINT_FORMAT})
+                apply_umask(tmp)
+                mark_complete(tmp)
+        except BaseException:
+            if main:  # a checkpoint that could not be written whole (disk full) leaves nothing half-written
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if main:
-            write_json(tmp / STATE_FILE, {**state, "scheduler": scheduler.state_dict(),
-                                          "checkpoint_format": CHECKPOINT_FORMAT})
-            mark_complete(tmp)
             final = self.root / name
             if final.exists():
                 shutil.rmtree(final)
@@ -115,8 +135,12 @@ class BestTracker:
         self.save_model = save_model
 
     def consider(self, metrics: dict, state: dict) -> bool:
-        """Record ``metrics`` of the current step; save the model when it is the best so far."""
-        if not self.metric or self.metric not in metrics:
+        """Record ``metrics`` of the current step; save the model when it is the best so far.
+
+        The evaluation before the first update (step 0) is never a candidate: the kept model must come from
+        training. (An untrained start that scored best, e.g. the majority class on a task no trained
+        evaluation beat, was published as the run's result.)"""
+        if not self.metric or self.metric not in metrics or state["step"] == 0:
             return False
         value, best = metrics[self.metric], state["best_value"]
         if best is not None and not (value < best if lower_is_better(self.metric) else value > best):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from bertdistill.errors import UserError
+from bertdistill.errors import RunFailed, UserError
 from bertdistill.training.config import FinetuneConfig
 from bertdistill.training.guards import DEV_MIN_TRAIN_ROWS
-from bertdistill.training.loop import TrainResult, train
+from bertdistill.training.loop import train
+from bertdistill.training.record import print_summary
+from bertdistill.training.run import TrainResult
+from bertdistill.training.teacher_source import open_teachers
 
 
 def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
@@ -29,7 +32,7 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
     if not label_names:
         raise UserError("no label names known for the training data", config.train_data.describe(),
                         "give a label column or --label-names")
-    teachers = setup.open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
+    teachers = open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
                                    config.student)
     eval_data = load_task_data(config.eval_data, label_names=label_names) if config.eval_data else None
     eval_store = None
@@ -45,6 +48,7 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
         else:
             note = (f"{train_data.num_rows} training rows are too few for a dev split (needs {DEV_MIN_TRAIN_ROWS}); "
                     "training without evaluation")
+    check_baseline(config, label_names, eval_data is not None or held_out > 0)
     run = setup.prepare_run(config=config, command="finetune", teachers=teachers, train_data=train_data,
                             label_names=label_names, labeled=train_data.has_labels, eval_data=eval_data,
                             eval_labels=eval_store, held_out_fraction=held_out)
@@ -54,8 +58,34 @@ def finetune(config: FinetuneConfig, show_progress: bool = True) -> TrainResult:
     run.notes += [note] if note else []
     result = train(config.train, run, show_progress=show_progress)
     if show_progress:
-        setup.print_summary(result, "finetune")
-    if result.warnings and config.guards.strict:
-        raise UserError(f"the student failed {len(result.warnings)} check(s): {result.warnings[0]}", str(result.output),
-                        "see the warnings in training_record.json; change the options, or drop --strict")
+        print_summary(result, "finetune")
+    verdict = result.verdict or {}
+    if verdict.get("status") == "failed":
+        # Saved, marked as failed (FAILED in the folder, summary.verdict in the record): exit 3, not 2.
+        fix = ("see the warnings in training_record.json; change the options, or drop --strict"
+               if verdict["reason"] == "strict" else
+               "train longer (leave out --epochs/--max-steps: at least 300 updates), lower --lr or --pkd-beta, "
+               "check the labels, or pass --allow-collapsed to accept such a model")
+        raise RunFailed(f"{verdict['line']}; the model is saved but marked as failed (FAILED)", str(result.output),
+                        fix, result=result)
     return result
+
+
+def check_baseline(config: FinetuneConfig, label_names, has_eval: bool) -> None:
+    """--baseline: a trained classifier of this task's labels, scored on the run's dev/eval rows."""
+    from bertdistill.models import check_labels, is_classifier, load_config, resolve_model
+
+    if not config.baseline:
+        return
+    if not has_eval:
+        raise UserError("--baseline is scored on the dev or eval rows, but this run evaluates on none",
+                        "--baseline", "drop --no-eval (or give --eval-data), or drop --baseline")
+    config.baseline = resolve_model(config.baseline, "--baseline")
+    model_config = load_config(config.baseline, config.student.trust_remote_code, option="--baseline")
+    if not is_classifier(model_config):
+        raise UserError("is not a trained classifier", config.baseline,
+                        "give --baseline a model trained on this task (e.g. the same student fine-tuned alone)")
+    from bertdistill.models import is_score_config
+
+    if not is_score_config(model_config):
+        check_labels(model_config, list(label_names), config.baseline)

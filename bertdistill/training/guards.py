@@ -12,6 +12,15 @@ in ``training_record.json`` (and an error with ``--strict``):
 * its scores barely vary across dev rows (``score_spread`` below ``min_spread_ratio`` of the teachers', or
   below ``min_spread`` without teachers): its order then rests on differences that bf16 or int8 inference
   rounds away (measured: a narrow PKD student with a score std of 0.003 lost 5 MAP points between fp32 and bf16).
+
+Then the run gets a verdict (``run_verdict``): a run whose every evaluation after training began is collapsed
+(one class for ≥ ``collapse_share`` of the rows; for ranking data, scores that barely vary) is **failed**, as is
+a run with failed checks under ``strict``. A failed run is still saved, with a ``FAILED`` file (its verdict
+line) in the model folder and ``summary.verdict`` in ``training_record.json``; ``finetune`` then ends with
+exit status 3 (``errors.RunFailed``), unlike bad input (2). ``allow_collapsed`` accepts a collapsed run.
+
+With ``--baseline MODEL`` (a fine-tuned-only student, say) the same dev rows score that model too
+(``baseline_metrics``), so the run's own table says whether distillation helped.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from bertdistill.io import FAILED_MARKER
 
 DEV_SPLIT_SEED = 0
 """The dev split does not follow --seed, so every run on the same data holds out the same rows."""
@@ -39,7 +50,11 @@ class GuardConfig:
     min_spread: float = 0.01
     """Without teachers: warn when the student's score std across dev rows is below this."""
     strict: bool = False
-    """Fail (exit 2) when a check fails, after writing the model and its record."""
+    """Fail (exit 3, like a collapsed run) when a check fails, after writing the model and its record."""
+    allow_collapsed: bool = False
+    """Accept a run whose every evaluation collapsed (exit 0, no FAILED marker; the warnings stay)."""
+
+
 
 
 def dev_split(n: int, fraction: float, seed: int, groups: list | None = None,
@@ -134,3 +149,77 @@ def check_student(metrics: dict, main: str, baseline: dict, teachers: dict[str, 
         warnings.append(f"the student agrees with the teachers on {agreement:.0%} of the dev rows "
                         f"(below {guards.min_teacher_agreement:.0%})")
     return warnings
+
+
+def collapsed(evaluation: dict, kind: str, guards: GuardConfig) -> bool:
+    """True when an evaluation's student answers one class for ≥ ``collapse_share`` of the rows; for ranking data
+    (where that is normal), when its scores barely vary (the spread check of ``check_student``)."""
+    if kind != "ranking":
+        share = evaluation.get("predicted_class_share")
+        return share is not None and share >= guards.collapse_share
+    spread, teacher_spread = evaluation.get("score_spread"), evaluation.get("teacher_score_spread")
+    if spread is None:
+        return False
+    return spread < (guards.min_spread_ratio * teacher_spread if teacher_spread else guards.min_spread)
+
+
+def run_verdict(evaluations: list[dict], warnings: list[str], kind: str, guards: GuardConfig) -> dict:
+    """{"status": "ok" | "failed", "line": one-line verdict, "reason": "strict" | "collapsed" | None,
+    "collapsed": every evaluation after step 0 collapsed}. The evaluation before the first update shows the
+    untrained start, not the run's result, so it does not count."""
+    trained = [e for e in evaluations if e.get("step", 0) > 0]
+    all_collapsed = bool(trained) and all(collapsed(e, kind, guards) for e in trained)
+    line = "trained"
+    if all_collapsed:
+        steps = (f"step {trained[0]['step']}" if len(trained) == 1
+                 else f"steps {trained[0]['step']}–{trained[-1]['step']}")
+        what = ("its scores barely varied" if kind == "ranking"
+                else f"it answered one class for ≥ {guards.collapse_share:.0%} of the rows")
+        line = f"collapsed: {what} at every evaluation after training began ({len(trained)}, {steps})"
+    if guards.strict and warnings:
+        return {"status": "failed", "reason": "strict", "collapsed": all_collapsed,
+                "line": f"the student failed {len(warnings)} check(s) under --strict: {warnings[0]}"}
+    if all_collapsed and not guards.allow_collapsed:
+        return {"status": "failed", "reason": "collapsed", "collapsed": True, "line": line}
+    if all_collapsed:
+        line += "; accepted with --allow-collapsed"
+    return {"status": "ok", "reason": None, "collapsed": all_collapsed, "line": line}
+
+
+def write_verdict(directory, verdict: dict | None) -> None:
+    """The FAILED marker of a failed run (inside the folder before it is published)."""
+    from pathlib import Path
+
+    if verdict and verdict["status"] == "failed":
+        (Path(directory) / FAILED_MARKER).write_text(f"failed: {verdict['line']}\n")
+
+
+def baseline_metrics(model: str, data, label_names, max_length: int, batch_size: int, backend: str = "torch",
+                     trust_remote_code: bool = False) -> dict:
+    """The task metrics of a trained model (``--baseline``) on ``data`` (the run's dev/eval rows), with its
+    logits put in the data's label order, and its one-class share."""
+    from bertdistill.inference import load_scorer, predict_logits
+    from bertdistill.metrics import compute_metrics, predicted_ids
+    from bertdistill.models import is_score_config, label_permutation
+
+    scorer = load_scorer(model, backend, threads=None, trust_remote_code=trust_remote_code)
+    logits = predict_logits(scorer, data, max_length, batch_size)
+    if not is_score_config(scorer.config):
+        logits = logits[:, label_permutation(scorer.label_names, list(label_names), "--baseline")]
+    labels = np.asarray(data.dataset["label"])
+    groups = data.column("group") if data.has_groups else None
+    metrics = compute_metrics(data.kind, label_names, labels, logits, groups)
+    counts = np.bincount(predicted_ids(logits, label_names), minlength=max(logits.shape[-1], len(label_names)))
+    metrics["predicted_class_share"] = float(counts.max() / max(1, counts.sum()))
+    return {"model": str(model), **metrics}
+
+
+def baseline_line(report: dict, main: str | None) -> str | None:
+    """One line comparing the kept student with the --baseline model on the main metric of the same rows."""
+    base, student = report.get("baseline") or {}, report.get("student") or {}
+    if main not in base or main not in student:
+        return None
+    delta = student[main] - base[main]
+    where = "above" if delta > 0 else "below" if delta < 0 else "level with"
+    return (f"against the baseline: dev {main} {student[main]:.4f}, the baseline's {base[main]:.4f} "
+            f"({delta:+.4f}, {where} it)")

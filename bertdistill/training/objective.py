@@ -12,11 +12,12 @@ from torch import nn
 
 from bertdistill.data.tokenize import MODEL_INPUTS
 from bertdistill.errors import UserError
+from bertdistill.families import shape_of
 from bertdistill.prune.shrink import RESIDUAL_ATTR
 from bertdistill.student.features import NOTHING, FeatureRequest, Features, use_eager_attention
 from bertdistill.training import losses
 from bertdistill.training.config import DistillConfig
-from bertdistill.training.terms import LossTerm, TeacherInfo, TermContext, build_terms
+from bertdistill.training.terms import TERMS, LossTerm, TeacherInfo, TermContext, build_terms, check_weight
 
 
 class Objective(nn.Module):
@@ -39,6 +40,11 @@ class Objective(nn.Module):
 
     def term(self, name: str) -> LossTerm | None:
         return next((t for t in self.terms if t.name == name), None)
+
+    @property
+    def eval_term(self) -> LossTerm | None:
+        """The first term that scores whole-set logits against the teachers' (``distill_loss`` in evaluations)."""
+        return next((t for t in self.terms if type(t).eval_loss is not LossTerm.eval_loss), None)
 
     def student_request(self) -> FeatureRequest:
         request = NOTHING
@@ -76,14 +82,27 @@ class DistillationModule(nn.Module):
         return self.objective(features, teachers, batch)
 
 
+def term_settings(distill: DistillConfig | None) -> tuple[dict[str, float], dict[str, dict]]:
+    """The ``terms`` of a config split into weights and per-term options: ``{name: weight}`` or
+    ``{name: {"weight": w, option: value, ...}}`` (a term given options without a weight has weight 1)."""
+    weights, options = {}, {}
+    for name, value in ((distill.terms or {}) if distill is not None else {}).items():
+        if isinstance(value, dict):
+            value = dict(value)
+            weights[name] = value.pop("weight", 1.0)
+            options[name] = value
+        else:
+            weights[name] = value
+    return weights, options
+
+
 def objective_weights(distill: DistillConfig | None, labeled: bool, has_teachers: bool) -> dict[str, float]:
     """Term weights from the options: (1−α)·hard + α·kd + β·pkd (+ --term), or hard alone without teachers."""
+    extra, _ = term_settings(distill)
     if not has_teachers:
-        from bertdistill.training.terms import TERMS
-
         weights = {"hard": 1.0}
-        for name, weight in ((distill.terms or {}) if distill is not None else {}).items():
-            if name in TERMS and TERMS[name].uses_teachers and weight > 0:
+        for name, weight in extra.items():
+            if name in TERMS and TERMS[name].uses_teachers and check_weight(name, weight) > 0:
                 raise UserError(f"loss term {name!r} needs teachers", "--term",
                                 "give --labels STORE or --teacher NAME=DIR")
             weights[name] = weight
@@ -94,7 +113,7 @@ def objective_weights(distill: DistillConfig | None, labeled: bool, has_teachers
     weights = {"hard": (1 - distill.alpha) if (distill.use_hard_labels and labeled) else 0.0,
                "kd": distill.alpha if distill.use_hard_labels else 1.0,
                "pkd": distill.pkd_beta if distill.pkd != "none" else 0.0}
-    weights.update(distill.terms or {})
+    weights.update(extra)
     return weights
 
 
@@ -108,13 +127,15 @@ def build_objective(distill: DistillConfig | None, teachers: Sequence[TeacherInf
         raise UserError(f"{len(distill.teacher_weights)} teacher weights for {len(teachers)} teachers",
                         "--teacher-weights", f"give one weight per teacher ({names})")
     weights = objective_weights(distill, labeled, bool(teachers))
-    ctx = TermContext(student_layers=student_config.num_hidden_layers, student_width=student_config.hidden_size,
-                      student_heads=student_config.num_attention_heads, teachers=list(teachers), teacher_mode=mode,
-                      teacher_weights=distill.teacher_weights, temperature=distill.temperature,
-                      kd_loss=distill.kd_loss, pkd=distill.pkd, pkd_projection=distill.pkd_projection,
-                      layer_match=distill.match_layers, relation_heads=distill.relation_heads,
-                      positive=positive, student_residual=getattr(student_config, RESIDUAL_ATTR, None))
-    objective = Objective(build_terms(weights, ctx))
+    shape = shape_of(student_config)
+    layers, width, heads = ((shape.layers, shape.hidden, shape.heads) if shape else
+                            (student_config.num_hidden_layers, student_config.hidden_size,
+                             student_config.num_attention_heads))
+    ctx = TermContext(student_layers=layers, student_width=width, student_heads=heads, teachers=list(teachers),
+                      teacher_mode=mode, teacher_weights=distill.teacher_weights, positive=positive,
+                      student_residual=getattr(student_config, RESIDUAL_ATTR, None))
+    # Run-wide settings (--temperature, --kd-loss, --pkd, ...) are the defaults of the terms' options.
+    objective = Objective(build_terms(weights, ctx, term_settings(distill)[1], settings=distill))
     if not teachers:
         return objective, {"mode": "fine-tune", "weights": weights, "terms": _described_terms(objective)}
     pkd = objective.term("pkd")

@@ -9,25 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from bertdistill.errors import UserError
 from bertdistill.training.config import PretrainConfig
-from bertdistill.training.loop import TrainResult, train
-
-
-def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, held-out rows): a seeded random ``fraction`` held out, at least one row each."""
-    if not 0 <= fraction < 1:
-        raise UserError(f"eval fraction {fraction} must be in [0, 1)", "--eval-fraction", "use e.g. 0.02")
-    if fraction == 0:
-        return np.arange(n), np.arange(0)
-    held = max(1, int(round(fraction * n)))
-    if held >= n:
-        raise UserError(f"{n} rows are too few to hold out {fraction:.0%}", "--eval-fraction",
-                        "use a larger corpus or a smaller --eval-fraction")
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[held:]), np.sort(perm[:held])
+from bertdistill.training.loop import train
+from bertdistill.training.record import print_summary
+from bertdistill.training.run import TrainResult
+from bertdistill.training.teacher_source import open_teachers
 
 
 def pretrain_student(config: PretrainConfig, show_progress: bool = True) -> TrainResult:
@@ -50,7 +37,7 @@ def pretrain_student(config: PretrainConfig, show_progress: bool = True) -> Trai
     if store is not None:
         store.check_data(corpus, "corpus")
     label_names = store.label_names if store is not None else _teacher_label_names(config)
-    teachers = setup.open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
+    teachers = open_teachers(config.labels, config.teacher_models, config.distill.teachers, label_names,
                                    config.student)
     eval_corpus = eval_store = None
     if config.eval_data is not None:
@@ -66,7 +53,7 @@ def pretrain_student(config: PretrainConfig, show_progress: bool = True) -> Trai
                             held_out_fraction=config.eval_fraction if eval_corpus is None else 0.0)
     result = train(config.train, run, show_progress=show_progress)
     if show_progress:
-        setup.print_summary(result, "pretrain-student")
+        print_summary(result, "pretrain-student")
     return result
 
 

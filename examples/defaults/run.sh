@@ -1,36 +1,50 @@
 #!/usr/bin/env bash
-# Issue 20: what a new user gets with DEFAULT options on each shared task, on a fixed subsample.
-# Per task: a MiniLM-L6 teacher with default options, its label store, and 3-layer students with default
-# options: fine-tuned only and distilled (--labels); SEEDS_SMALL for RTE and MRPC, SEEDS for the others.
-# Only the data options and --student-layers 3 are given. Accelerate's configuration selects bf16
-# (ACCELERATE_MIXED_PRECISION, as `accelerate config` would) so that the study fits the CPU budget.
-# Then examples/defaults/collect.py scores every model on the task's test file.
-#   OUT=runs/defaults2 ROWS=2000 bash examples/defaults/run.sh
-# Every step is skipped when its output is complete, so the script can be stopped and run again.
+# Issues 20 and 33: what a new user gets with DEFAULT options on each shared task, on a fixed subsample.
+# Per task: a MiniLM-L6 teacher with default options, its label store (every layer's [CLS] state, for PKD), and
+# 3-layer students with default options: fine-tuned only, distilled (--labels) and distilled with PKD added
+# (--pkd skip, the default β); SEEDS_SMALL for SNLI, RTE and MRPC, SEEDS for the others. Only the data options,
+# --student-layers 3 and --pkd are given. Accelerate's configuration selects bf16 (ACCELERATE_MIXED_PRECISION, as
+# `accelerate config` would) so that the study fits the CPU budget. Then examples/defaults/collect.py scores
+# every model on the task's test file.
+#   OUT=runs/defaults3 ROWS=2000 bash examples/defaults/run.sh
+# Every step is skipped when its output is complete, so the script can be stopped and run again. A student whose
+# every evaluation collapsed exits 3 (saved, marked as failed); the study goes on and collect.py reports it.
+# TEACHERS_ONLY=1 stops after the teachers and their label stores; SKIP_TEACHERS=1 leaves them out (to train the
+# fine-tuned-only students, STUDENTS=finetune, while the teachers train elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
 source examples/defaults/tasks.sh
-OUT=${OUT:-runs/defaults2}
+OUT=${OUT:-runs/defaults3}
 ROWS=${ROWS:-2000}
 SEEDS=${SEEDS:-1}
 SEEDS_SMALL=${SEEDS_SMALL:-"1 2 3"}
-TASKS=${TASKS:-"rte mrpc sst2 wikiqa"}
+TASKS=${TASKS:-"snli rte mrpc sst2 wikiqa"}
+STUDENTS=${STUDENTS:-"finetune kd pkd"}
 export ACCELERATE_MIXED_PRECISION=${ACCELERATE_MIXED_PRECISION:-bf16} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 for task in $TASKS; do
   T=$OUT/$task
   read -r -a TRAIN <<< "$(train_args "$task")"
-  step "$T/teacher" "$task: teacher (defaults)" bertdistill finetune "${TRAIN[@]}" --output "$T/teacher"
-  step "$T/labels" "$task: teacher labels" \
-    bertdistill label --teacher "t1=$T/teacher" "${TRAIN[@]}" --hidden-layers skip --student-layers 3 \
-      --backend bf16 --quiet --output "$T/labels"
-  seeds=$SEEDS; case $task in rte|mrpc) seeds=$SEEDS_SMALL;; esac
+  if [ -z "${SKIP_TEACHERS:-}" ]; then
+    step "$T/teacher" "$task: teacher (defaults)" bertdistill finetune "${TRAIN[@]}" --output "$T/teacher"
+    step "$T/labels" "$task: teacher labels" \
+      bertdistill label --teacher "t1=$T/teacher" "${TRAIN[@]}" --hidden-layers all --backend bf16 --quiet \
+        --output "$T/labels"
+  fi
+  [ -n "${TEACHERS_ONLY:-}" ] && continue
+  seeds=$SEEDS; case $task in snli|rte|mrpc) seeds=$SEEDS_SMALL;; esac
   for s in $seeds; do
-    step "$T/finetune-s$s" "$task: student fine-tuned only, seed $s" \
-      bertdistill finetune "${TRAIN[@]}" --student-layers 3 --seed "$s" --output "$T/finetune-s$s"
-    step "$T/kd-s$s" "$task: student distilled (defaults), seed $s" \
-      bertdistill finetune "${TRAIN[@]}" --labels "$T/labels" --student-layers 3 --seed "$s" --output "$T/kd-s$s"
+    for student in $STUDENTS; do
+      case $student in
+        finetune) opts=() ;;
+        kd) opts=(--labels "$T/labels") ;;
+        pkd) opts=(--labels "$T/labels" --pkd skip) ;;
+      esac
+      step "$T/$student-s$s" "$task: student $student (defaults), seed $s" \
+        failed_ok bertdistill finetune "${TRAIN[@]}" "${opts[@]}" --student-layers 3 --seed "$s" --output "$T/$student-s$s"
+    done
   done
 done
-python examples/defaults/collect.py --out "$OUT" --glue "$GLUE" --wikiqa "$WIKIQA" --tasks $TASKS
+[ -n "${TEACHERS_ONLY:-}" ] || python examples/defaults/collect.py --out "$OUT" --glue "$GLUE" --wikiqa "$WIKIQA" \
+  --snli "$SNLI" --tasks $TASKS
