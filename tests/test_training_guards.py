@@ -279,14 +279,14 @@ def test_baseline_is_scored_on_the_same_dev_rows_and_shown_beside_the_student(tm
     result = run_cli("finetune", *common, "--model", model, "--max-steps", "3", "--seed", "2", "--allow-collapsed",
                      "--baseline", tmp_path / "base", "--output", tmp_path / "student")
     assert result.code == 0, result.err
-    assert f"baseline {tmp_path / 'base'}" in result.out.replace("\n", "") or "baseline" in result.out
-    assert "against the baseline: dev accuracy" in result.out
+    assert "baseline (--baseline)" in result.out
+    assert f"against the baseline ({tmp_path / 'base'}): dev accuracy" in " ".join(result.out.split())
     report = json.loads((tmp_path / "student" / "training_record.json").read_text())["summary"]["dev_report"]
     assert report["baseline"]["model"] == str(tmp_path / "base")
     assert report["baseline"]["accuracy"] == pytest.approx(own["accuracy"])
     assert report["baseline"]["predicted_class_share"] == pytest.approx(own["predicted_class_share"])
     delta = report["student"]["accuracy"] - report["baseline"]["accuracy"]
-    assert f"({delta:+.4f}," in result.out
+    assert f"({delta:+.4f}," in " ".join(result.out.split())
 
     missing = run_cli("finetune", *common, "--model", model, "--baseline", tmp_path / "nope", "--output", tmp_path / "x")
     assert_user_error(missing, "model directory not found")

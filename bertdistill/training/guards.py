@@ -221,5 +221,5 @@ def baseline_line(report: dict, main: str | None) -> str | None:
         return None
     delta = student[main] - base[main]
     where = "above" if delta > 0 else "below" if delta < 0 else "level with"
-    return (f"against the baseline: dev {main} {student[main]:.4f}, the baseline's {base[main]:.4f} "
-            f"({delta:+.4f}, {where} it)")
+    return (f"against the baseline ({base.get('model')}): dev {main} {student[main]:.4f}, the baseline's "
+            f"{base[main]:.4f} ({delta:+.4f}, {where} it)")

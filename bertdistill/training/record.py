@@ -68,7 +68,7 @@ def print_summary(result, title: str) -> None:
         rows += [{"model": f"teacher {name}", **{k: m.get(k, "") for k in metrics}}
                  for name, m in report["teachers"].items()]
         if report.get("baseline"):
-            rows.append({"model": f"baseline {report['baseline']['model']}",
+            rows.append({"model": "baseline (--baseline)",
                          **{k: report["baseline"].get(k, "") for k in metrics}})
         print_table(rows, ["model", *metrics], title=f"{title}: the kept model on the {report['set']} set "
                                                      f"({report['rows']} rows)")

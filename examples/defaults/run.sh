@@ -2,10 +2,11 @@
 # Issues 20 and 33: what a new user gets with DEFAULT options on each shared task, on a fixed subsample.
 # Per task: a MiniLM-L6 teacher with default options, its label store (every layer's [CLS] state, for PKD), and
 # 3-layer students with default options: fine-tuned only, distilled (--labels) and distilled with PKD added
-# (--pkd skip, the default β); SEEDS_SMALL for SNLI, RTE and MRPC, SEEDS for the others. Only the data options,
-# --student-layers 3 and --pkd are given. Accelerate's configuration selects bf16 (ACCELERATE_MIXED_PRECISION, as
-# `accelerate config` would) so that the study fits the CPU budget. Then examples/defaults/collect.py scores
-# every model on the task's test file.
+# (--pkd skip, the default β); SEEDS_SMALL for the two smallest tasks (SNLI, RTE), SEEDS for the others. Only the
+# data options, --student-layers 3, --pkd and --baseline (the same seed fine-tuned alone, for the distilled runs'
+# own table) are given. Accelerate's configuration selects bf16 (ACCELERATE_MIXED_PRECISION, as `accelerate
+# config` would) so that the study fits the CPU budget. Then examples/defaults/collect.py scores every model on
+# the task's test file.
 #   OUT=runs/defaults3 ROWS=2000 bash examples/defaults/run.sh
 # Every step is skipped when its output is complete, so the script can be stopped and run again. A student whose
 # every evaluation collapsed exits 3 (saved, marked as failed); the study goes on and collect.py reports it.
@@ -33,7 +34,7 @@ for task in $TASKS; do
         --output "$T/labels"
   fi
   [ -n "${TEACHERS_ONLY:-}" ] && continue
-  seeds=$SEEDS; case $task in snli|rte|mrpc) seeds=$SEEDS_SMALL;; esac
+  seeds=$SEEDS; case $task in snli|rte) seeds=$SEEDS_SMALL;; esac
   for s in $seeds; do
     for student in $STUDENTS; do
       case $student in
@@ -41,6 +42,8 @@ for task in $TASKS; do
         kd) opts=(--labels "$T/labels") ;;
         pkd) opts=(--labels "$T/labels" --pkd skip) ;;
       esac
+      # the same seed fine-tuned alone, when it is there, goes into the distilled run's own table (--baseline)
+      [ "$student" != finetune ] && [ -f "$T/finetune-s$s/.complete" ] && opts+=(--baseline "$T/finetune-s$s")
       step "$T/$student-s$s" "$task: student $student (defaults), seed $s" \
         failed_ok bertdistill finetune "${TRAIN[@]}" "${opts[@]}" --student-layers 3 --seed "$s" --output "$T/$student-s$s"
     done
