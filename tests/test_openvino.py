@@ -64,8 +64,11 @@ def test_predict_bench_and_label_take_it(ov_export, tiny_bert, tmp_path):
     assert res.code == 0, res.err
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 64
     res = run_cli("bench", "--model", f"t={tiny_bert}", "--model", f"ov={out}:openvino", "--data", data,
-                  "--max-length", "64", "--batch-sizes", "1,4", "--repeats", "1", "--warmup", "0", "--threads", "1")
+                  "--max-length", "64", "--batch-sizes", "1,4", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                  "--json", tmp_path / "bench.json")
     assert res.code == 0, res.err
+    fastest = json.loads((tmp_path / "bench.json").read_text())["fastest"]
+    assert [sorted(f["rows"]) for f in fastest] == [["ov", "t"]]  # one model: the IR is t's weights
     res = run_cli("label", "--teacher", f"t={out}", "--backend", "openvino", "--data", data, "--max-length", "64",
                   "--output", tmp_path / "store")
     assert res.code == 0, res.err
