@@ -148,7 +148,7 @@ def throughput(args, work: Path) -> None:
 
 def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_child_env())
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -216,6 +216,12 @@ def scale_worker(args) -> None:
     print("RESULT " + json.dumps({"rows": rows, "loop_s": loop, "total_s": total, "peak_rss_mb": peak}))
 
 
+def _child_env() -> dict:
+    """The workers import this checkout's bertdistill, installed or not."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
+
+
 def scale(args, work: Path) -> None:
     import json
 
@@ -234,7 +240,8 @@ def scale(args, work: Path) -> None:
                    "--data", str(data), "--out", str(work / f"store-{rows}"), "--batch-size", str(args.batch_size),
                    "--max-length", str(args.max_length), "--threads", str(args.threads),
                    "--shard-rows", str(args.shard_rows)]
-            procs[kind] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs[kind] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                           env=_child_env())
         for kind, proc in procs.items():
             stdout, stderr = proc.communicate()
             line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
