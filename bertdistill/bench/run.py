@@ -269,8 +269,7 @@ def _source_weights(path: str, model_file: str | None, hashed: dict[str, str | N
 
     if model_file:
         try:
-            folder = Path(path) if Path(path).is_dir() else Path(model_file).parent  # openvino: a file in a subfolder
-            return read_json(folder / "export_report.json").get("source_weights_sha256")
+            return read_json(Path(model_file).parent / "export_report.json").get("source_weights_sha256")
         except (UserError, OSError):  # no report: the row is a model of its own
             return None
     if path not in hashed:

@@ -17,9 +17,7 @@ PyTorch on real rows (--data) or generated inputs; if the fp32 logits differ by 
 nothing is written. --int8 tries int8 recipes in turn (dynamic, static calibrated on --data rows, then the
 head and top layers kept in fp32) until one agrees with PyTorch on at least 99% of argmaxes (for a score
 model: of pair orders) on real data. When none does, model.onnx (which passed) is still written, one
-line says why int8 is missing, and the exit status is 3. --openvino also writes the OpenVINO model
-(openvino/model.xml, for --backend openvino; pip install 'bertdistill[openvino]'), checked in bf16 on CPUs
-that have it (by the same agreement), else in f32 (by --fp32-tolerance); a failure leaves it out (exit 3).
+line says why int8 is missing, and the exit status is 3.
 
 Example:
   bertdistill export --model runs/student --output exports/student --int8 \\
@@ -33,10 +31,6 @@ def command(
     config_file: c.ConfigFile = None,
     model: c.ModelOpt = None,
     int8: Annotated[bool, typer.Option("--int8", help="Also write model_quantized.onnx (int8; the first recipe that passes parity).")] = False,
-    openvino: Annotated[bool, typer.Option(
-        "--openvino", help="Also write the OpenVINO model (openvino/model.xml; needs the openvino extra).")] = False,
-    openvino_precision: Annotated[c.choice("OpenvinoPrecision", ("auto", "bf16", "f32")), typer.Option(
-        "--openvino-precision", help="auto: bf16 where the CPU has it, else f32.")] = "auto",
     int8_scales: Annotated[c.choice("Int8Scales", ("channel", "tensor")), typer.Option(
         "--int8-scales",
         help="channel: one int8 scale per output channel (closer to fp32); tensor: one per weight.")] = "channel",
@@ -84,7 +78,6 @@ def command(
     if int8_scales not in ("channel", "tensor"):
         raise UserError(f"unknown --int8-scales {int8_scales!r}", None, "use --int8-scales channel or tensor")
     config = ExportConfig(model=model, output=str(output) if output else "", int8=int8,
-                          openvino=openvino, openvino_precision=openvino_precision,
                           int8_per_channel=int8_scales == "channel",
                           opset=opset, exporter=exporter, data=spec,
                           parity_examples=c.check_positive(parity_examples, "--parity-examples"),
@@ -110,8 +103,6 @@ def command(
     if report.failed:
         from bertdistill.errors import RunFailed
 
-        fixes = {"int8": "lower --int8-min-agreement to accept int8",
-                 "openvino": "try --openvino-precision f32 (or lower --int8-min-agreement for bf16)"}
         raise RunFailed("; ".join(f"{name} not written: {why}" for name, why in report.failed.items()),
-                        str(output), "the other models were written and checked; "
-                        + ", ".join(fixes[name] for name in report.failed) + ", or serve another backend")
+                        str(output), "the other models were written and checked; lower --int8-min-agreement to "
+                                     "accept int8, or serve another backend")

@@ -28,7 +28,6 @@ from bertdistill.export.parity import (compare_logits, generated_batches, real_b
                                        run_batches)
 from bertdistill.inference import ONNX_FP32, ONNX_INT8, load_scorer
 from bertdistill.inference.onnx_dir import EXPORT_REPORT as REPORT_FILE
-from bertdistill.inference.openvino_backend import OPENVINO_DIR, OPENVINO_XML
 from bertdistill.io import atomic_dir, check_output_dir, write_json
 
 CONFIG_FILE = "export_config.json"
@@ -45,12 +44,6 @@ class ExportConfig:
     """Also write ``model_quantized.onnx`` (int8): the first recipe of ``export.onnx_int8.recipes`` (dynamic,
     calibrated static, then the head and top layers kept in fp32) that passes the int8 parity check. When none
     does, the fp32 export is still written and the report says why int8 is missing (``failed``)."""
-    openvino: bool = False
-    """Also write the OpenVINO IR (``openvino/model.xml`` + ``.bin``, the ``openvino`` backend; needs the
-    ``openvino`` extra), checked like the others: in bf16 (``openvino_precision`` auto on a CPU that has it)
-    by agreement (``int8_min_agreement``), in f32 by ``fp32_max_abs_diff``. A failure leaves it out (exit 3)."""
-    openvino_precision: str = "auto"
-    """auto (bf16 where the CPU has it, else f32), bf16 or f32: the inference precision checked and recorded."""
     int8_per_channel: bool = True
     """One int8 scale per output channel of each weight, not one per tensor: as fast and as small, and
     it keeps ranking scores much closer to fp32 (WikiQA MAP lost: 0.2 vs 1.5 points)."""
@@ -110,8 +103,6 @@ class ExportReport:
     """Optional files asked for but not written because they failed their check (``int8``): why."""
     int8_recipes: list[dict[str, Any]] = field(default_factory=list)
     """Every int8 recipe tried, in order, with its agreement; the last one is in the directory (if it passed)."""
-    openvino_precision: str | None = None
-    """The inference precision the OpenVINO model was checked in (bf16 or f32), which the backend uses."""
 
 
 def _check_config(config: ExportConfig) -> None:
@@ -136,13 +127,6 @@ def _check_config(config: ExportConfig) -> None:
     from bertdistill.inference.onnx_backend import onnx_providers
 
     onnx_providers(config.device, onnxruntime.get_available_providers())  # CUDA without onnxruntime-gpu fails now
-    if config.openvino:
-        from bertdistill.inference.openvino_backend import PRECISIONS, require_openvino
-
-        require_openvino()
-        if config.openvino_precision not in PRECISIONS:
-            raise UserError(f"unknown --openvino-precision {config.openvino_precision!r}", None,
-                            f"use one of: {', '.join(PRECISIONS)}")
     if config.parity_examples < 1:
         raise UserError(f"--parity-examples {config.parity_examples} must be at least 1", None,
                         "use 256 (the default) or more")
@@ -167,21 +151,7 @@ def _export_onnx(model, file: Path, config: ExportConfig) -> None:
         raise
 
 
-def _export_openvino(tmp: Path, config: ExportConfig, reference, batches, real_data: bool):
-    """Convert model.onnx to the OpenVINO IR and check it in the precision it will run in: (parity, precision)."""
-    from bertdistill.inference.openvino_backend import OPENVINO_XML, convert_onnx, load_openvino, resolve_precision
-
-    (tmp / OPENVINO_DIR).mkdir(exist_ok=True)
-    convert_onnx(tmp / ONNX_FP32, tmp / OPENVINO_XML)
-    precision = resolve_precision(config.openvino_precision)
-    scorer = load_openvino(str(tmp), threads=config.threads, precision=precision)
-    result = compare_logits(reference, run_batches(scorer, batches))
-    if precision == "f32":
-        return {**result.check_fp32(config.fp32_max_abs_diff), "precision": precision}, precision
-    return {**result.check_int8(config.int8_min_agreement, real_data=real_data), "precision": precision}, precision
-
-
-def _versions(openvino: bool = False) -> dict[str, str]:
+def _versions() -> dict[str, str]:
     import onnx
     import onnxruntime
     import torch
@@ -189,13 +159,8 @@ def _versions(openvino: bool = False) -> dict[str, str]:
 
     from bertdistill import __version__
 
-    out = {"bertdistill": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-           "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-    if openvino:
-        import openvino as ov
-
-        out["openvino"] = ov.__version__
-    return out
+    return {"bertdistill": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
 def _save_model_files(scorer, out: Path) -> list[str]:
@@ -277,15 +242,7 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
         if "int8" in parity and not parity["int8"]["passed"]:
             failed["int8"] = _parity_line({"int8": parity["int8"]})
             (tmp / ONNX_INT8).unlink(missing_ok=True)  # the directory holds only models that passed
-        openvino_precision = None
-        if config.openvino and parity["fp32"]["passed"]:
-            parity["openvino"], openvino_precision = _export_openvino(tmp, config, reference, batches,
-                                                                      real_data=parity_data is not None)
-            if not parity["openvino"]["passed"]:
-                failed["openvino"] = _parity_line({"openvino": parity["openvino"]})
-                shutil.rmtree(tmp / OPENVINO_DIR, ignore_errors=True)
-        files = {str(f.relative_to(tmp)): f.stat().st_size
-                 for f in sorted([*tmp.glob("*.onnx"), *tmp.glob(f"{OPENVINO_DIR}/model.*")])}
+        files = {f.name: f.stat().st_size for f in sorted(tmp.glob("*.onnx"))}
         report = ExportReport(
             output=str(output), source_model=source,
             source_weights_sha256=weights_sha256(source) if Path(source).is_dir() else None,
@@ -295,11 +252,10 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
             parity=parity,
             tolerances={"fp32_max_abs_diff": config.fp32_max_abs_diff,
                         "int8_min_argmax_agreement": config.int8_min_agreement},
-            files=files, versions=_versions(openvino=config.openvino),
+            files=files, versions=_versions(),
             passed=all(p["passed"] for name, p in parity.items() if name not in failed),
             notes=notes, seconds=round(time.perf_counter() - start, 2), untrained_head=untrained,
-            parity_device=onnx_fp32.device, failed=failed, int8_recipes=recipes,
-            openvino_precision=openvino_precision)
+            parity_device=onnx_fp32.device, failed=failed, int8_recipes=recipes)
         write_json(tmp / REPORT_FILE, report)
         write_json(tmp / CONFIG_FILE, config)
         if not report.passed:
@@ -358,10 +314,9 @@ def summary_rows(report: ExportReport) -> list[dict[str, Any]]:
     """One table row per exported file, for the command's output."""
     rows = []
     for name, p in report.parity.items():
-        file = {"fp32": ONNX_FP32, "int8": ONNX_INT8}.get(name, OPENVINO_XML)
-        detail = p.get("recipe") or p.get("precision")
-        rows.append({"model": file + (f" ({detail})" if detail else ""),
-                     "size_mb": report.files.get(file.replace(".xml", ".bin"), 0) / 1e6, "n": p["n"],
+        file = ONNX_FP32 if name == "fp32" else ONNX_INT8
+        rows.append({"model": file + (f" ({p['recipe']})" if "recipe" in p else ""),
+                     "size_mb": report.files.get(file, 0) / 1e6, "n": p["n"],
                      "max_abs_diff": f"{p['max_abs_diff']:.2e}", "argmax_agreement": p["argmax_agreement"],
                      **({"order_agreement": p["order_agreement"]} if "order_agreement" in p else {}),
                      "passed": "not checked" if p.get("checked") is False else (
