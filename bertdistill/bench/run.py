@@ -140,6 +140,9 @@ class FastestBackend:
     speedup_paired_median: float | None = None
     """Median over the timed rounds of (baseline fastest row's seconds ÷ this row's seconds) on the same
     batch: the same comparison, robust to a noisy machine's slow moments."""
+    retention_vs_baseline_best: float | None = None
+    """This row's main metric ÷ the baseline model's best main metric over all its backends: unlike
+    ``retention_vs_baseline_fastest`` it does not change with which of the baseline's backends won the timing."""
 
 
 @dataclass
@@ -288,6 +291,8 @@ def fastest_backends(models: list[ModelResult], main: str, top_bs: int,
 
     base_rows = next(rows for rows in groups.values() if any(r.is_baseline for r in rows))
     base = best(base_rows)
+    base_values = [r.metrics.get(main) for r in base_rows if r.metrics.get(main) is not None]
+    base_best = max(base_values) if base_values else None
     out = []
     for rows in groups.values():
         top = best(rows)
@@ -299,7 +304,8 @@ def fastest_backends(models: list[ModelResult], main: str, top_bs: int,
                                                base.throughput_ex_s.get(str(top_bs))),
             retention_vs_baseline_fastest=_ratio(top.metrics.get(main), base.metrics.get(main)),
             metric_spread=(max(values) - min(values)) if values else None,
-            speedup_paired_median=_paired_median(seconds, base.name, top.name)))
+            speedup_paired_median=_paired_median(seconds, base.name, top.name),
+            retention_vs_baseline_best=_ratio(top.metrics.get(main), base_best)))
     return out
 
 

@@ -23,8 +23,8 @@ from typing import Any
 from bertdistill.data.sources import DataSpec
 from bertdistill.errors import UserError
 from bertdistill.export.onnx_fp32 import EXPORTERS, MIN_OPSET, export_fp32
-from bertdistill.export.onnx_int8 import quantize_int8
-from bertdistill.export.parity import (ParityResult, compare_logits, generated_batches, real_batches,
+from bertdistill.export.onnx_int8 import choose_int8
+from bertdistill.export.parity import (compare_logits, generated_batches, real_batches,
                                        run_batches)
 from bertdistill.inference import ONNX_FP32, ONNX_INT8, load_scorer
 from bertdistill.inference.onnx_dir import EXPORT_REPORT as REPORT_FILE
@@ -41,7 +41,9 @@ class ExportConfig:
     """Hugging Face classifier directory (or hub id); None means the packaged MiniLM."""
     output: str = ""
     int8: bool = False
-    """Also write a dynamically quantized ``model_quantized.onnx`` (int8 weights)."""
+    """Also write ``model_quantized.onnx`` (int8): the first recipe of ``export.onnx_int8.recipes`` (dynamic,
+    calibrated static, then the head and top layers kept in fp32) that passes the int8 parity check. When none
+    does, the fp32 export is still written and the report says why int8 is missing (``failed``)."""
     int8_per_channel: bool = True
     """One int8 scale per output channel of each weight, not one per tensor: as fast and as small, and
     it keeps ranking scores much closer to fp32 (WikiQA MAP lost: 0.2 vs 1.5 points)."""
@@ -91,11 +93,16 @@ class ExportReport:
     files: dict[str, int]
     versions: dict[str, str]
     passed: bool
+    """The fp32 model and every file written passed their checks."""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     untrained_head: bool = False
     parity_device: str = "cpu"
     """Where ONNX Runtime ran the exported model for the parity check (cpu or cuda:N)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Optional files asked for but not written because they failed their check (``int8``): why."""
+    int8_recipes: list[dict[str, Any]] = field(default_factory=list)
+    """Every int8 recipe tried, in order, with its agreement; the last one is in the directory (if it passed)."""
 
 
 def _check_config(config: ExportConfig) -> None:
@@ -215,15 +222,26 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
         onnx_fp32 = load_scorer(str(tmp), "onnx", threads=config.threads, device=config.device)
         fp32 = run_batches(onnx_fp32, batches)
         parity["fp32"] = compare_logits(reference, fp32).check_fp32(config.fp32_max_abs_diff)
-        if config.int8:
-            quantize_int8(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp, config.int8_per_channel)
-            int8 = run_batches(load_scorer(str(tmp), "onnx-int8", threads=config.threads, device=config.device),
-                               batches)
-            result: ParityResult = compare_logits(reference, int8)
-            parity["int8"] = result.check_int8(config.int8_min_agreement, real_data=parity_data is not None)
+        failed: dict[str, str] = {}
+        recipes: list[dict[str, Any]] = []
+        if config.int8 and parity["fp32"]["passed"]:
+            def check_int8() -> dict[str, Any]:
+                int8 = run_batches(load_scorer(str(tmp), "onnx-int8", threads=config.threads, device=config.device),
+                                   batches)
+                return compare_logits(reference, int8).check_int8(config.int8_min_agreement,
+                                                                   real_data=parity_data is not None)
+
+            calibration = _calibration_batches(scorer.tokenizer, config) if parity_data is not None else None
+            parity["int8"], recipes = choose_int8(tmp / ONNX_FP32, tmp / ONNX_INT8, config.exporter, tmp,
+                                                  config.int8_per_channel, _num_layers(scorer.config), calibration,
+                                                  check_int8)
             if parity_data is None:
-                notes.append(f"int8 {'order' if result.order_agreement is not None else 'argmax'} agreement was measured on generated inputs (random tokens), "
-                             "not real data, so its threshold was not applied; pass parity data to check it")
+                notes.append(f"int8 {'order' if 'order_agreement' in parity['int8'] else 'argmax'} agreement was "
+                             "measured on generated inputs (random tokens), not real data, so its threshold was "
+                             "not applied; pass parity data to check it")
+        if "int8" in parity and not parity["int8"]["passed"]:
+            failed["int8"] = _parity_line({"int8": parity["int8"]})
+            (tmp / ONNX_INT8).unlink(missing_ok=True)  # the directory holds only models that passed
         files = {f.name: f.stat().st_size for f in sorted(tmp.glob("*.onnx"))}
         report = ExportReport(
             output=str(output), source_model=source,
@@ -234,9 +252,10 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
             parity=parity,
             tolerances={"fp32_max_abs_diff": config.fp32_max_abs_diff,
                         "int8_min_argmax_agreement": config.int8_min_agreement},
-            files=files, versions=_versions(), passed=all(p["passed"] for p in parity.values()),
+            files=files, versions=_versions(),
+            passed=all(p["passed"] for name, p in parity.items() if name not in failed),
             notes=notes, seconds=round(time.perf_counter() - start, 2), untrained_head=untrained,
-            parity_device=onnx_fp32.device)
+            parity_device=onnx_fp32.device, failed=failed, int8_recipes=recipes)
         write_json(tmp / REPORT_FILE, report)
         write_json(tmp / CONFIG_FILE, config)
         if not report.passed:
@@ -247,6 +266,17 @@ def _export_locked(config: ExportConfig, output: Path) -> ExportReport:
     if failed_dir.is_dir() and not (failed_dir / ".complete").exists():
         shutil.rmtree(failed_dir, ignore_errors=True)  # a stale failed attempt of this same output
     return report
+
+
+def _num_layers(config) -> int:
+    return int(getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None) or 1)
+
+
+def _calibration_batches(tokenizer, config: ExportConfig) -> list:
+    """Real rows for static int8 ranges: up to ``parity_examples`` rows of the export's data drawn with another
+    seed than the parity rows (rows may overlap on small data)."""
+    return real_batches(tokenizer, config.data, config.parity_examples, config.max_length, config.batch_size,
+                        config.seed + 1)[0]
 
 
 def _keep_failed(tmp: Path, failed_dir: Path, keep: bool) -> None:
@@ -285,10 +315,12 @@ def summary_rows(report: ExportReport) -> list[dict[str, Any]]:
     rows = []
     for name, p in report.parity.items():
         file = ONNX_FP32 if name == "fp32" else ONNX_INT8
-        rows.append({"model": file, "size_mb": report.files.get(file, 0) / 1e6, "n": p["n"],
+        rows.append({"model": file + (f" ({p['recipe']})" if "recipe" in p else ""),
+                     "size_mb": report.files.get(file, 0) / 1e6, "n": p["n"],
                      "max_abs_diff": f"{p['max_abs_diff']:.2e}", "argmax_agreement": p["argmax_agreement"],
                      **({"order_agreement": p["order_agreement"]} if "order_agreement" in p else {}),
-                     "passed": "not checked" if p.get("checked") is False else ("yes" if p["passed"] else "NO")})
+                     "passed": "not checked" if p.get("checked") is False else (
+                         "yes" if p["passed"] else "NO: not written")})
     return rows
 
 

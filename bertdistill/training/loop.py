@@ -105,7 +105,11 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
     torch.manual_seed(config.seed)
     total, updates_per_epoch, length_line = plan_updates(config, run.train_set, world)
     short_run = short_run_warning(total, updates_per_epoch, config)
-    optimizer = make_optimizer(run.module, config)
+    from bertdistill.training.speed import use_fast_attention
+
+    # Eager attention on the CPU (not saved in the model's config; see training.speed for the figures).
+    use_fast_attention(getattr(run.module.student, "classifier", run.module.student), accelerator.device)
+    optimizer = make_optimizer(run.module, config, accelerator.device)
     scheduler = linear_schedule(optimizer, int(config.warmup_ratio * total), total)
     run.module, optimizer = module, optimizer = accelerator.prepare(run.module, optimizer)
     if run.teachers is not None:

@@ -9,7 +9,10 @@ import torch
 from bertdistill.training.config import DEFAULT_EPOCHS, MIN_DEFAULT_UPDATES, TrainConfig, default_updates
 
 
-def make_optimizer(model, config: TrainConfig):
+def make_optimizer(model, config: TrainConfig, device: torch.device | None = None):
+    """AdamW, fused where torch has the kernel for ``device`` (``training.speed``; the CPU when None)."""
+    from bertdistill.training.speed import fast_optimizer_kwargs
+
     # Biases and normalization weights take no decay; norms are found by module type, since families name
     # them differently (LayerNorm, sa_layer_norm, attn_norm, final_norm ...).
     norm_params = {id(p) for m in model.modules() if "Norm" in type(m).__name__ for p in m.parameters(recurse=False)}
@@ -19,7 +22,8 @@ def make_optimizer(model, config: TrainConfig):
             continue
         (no_decay if name.endswith("bias") or id(param) in norm_params else decay).append(param)
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+                             **fast_optimizer_kwargs(device or torch.device("cpu")))
 
 
 def linear_schedule(optimizer, warmup: int, total: int):
