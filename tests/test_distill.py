@@ -1,0 +1,257 @@
+"""``bertdistill distill``: a recipe file runs the whole method on tiny models; --plan matches what runs; a second
+run skips every step; one changed setting reruns only the steps it affects; a wrong recipe is one line, exit 2,
+before any step; an interrupted run, run again, ends as an uninterrupted one; model cards carry front matter."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from cli_helpers import assert_user_error, run_cli
+from conftest import make_tiny_bert, write_toy_pairs
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("distill")
+    make_tiny_bert(root / "bert", layers=4, hidden=32)
+    write_toy_pairs(root / "train.tsv", n=64, ranking=True)
+    write_toy_pairs(root / "test.tsv", n=24, seed=1, ranking=True)
+    return root
+
+
+def full_recipe(root: Path, out: Path) -> dict:
+    """Every step: a teacher fine-tuned and one given, a mined corpus, labels, a pruned student, both stages,
+    export and bench."""
+    return {
+        "output": str(out), "max_length": 32, "seeds": [1],
+        "data": {"train": {"path": str(root / "train.tsv"), "group_column": "qid"},
+                 "test": {"path": str(root / "test.tsv"), "group_column": "qid"}},
+        "teachers": {"t1": {"finetune": {"student": {"source": str(root / "bert")},
+                                         "train": {"max_steps": 4, "batch_size": 16, "seed": 1}}},
+                     "t2": {"path": str(root / "bert")}},
+        "corpus": {"build": {"mine": "bm25", "top_k": 2, "include_originals": False}},
+        "label": {"batch_size": 16},
+        "student": {"source": "t1", "head": "score",
+                    "prune": {"layers": 2, "hidden": 16, "heads": 1, "ffn": 32, "data": {"limit": 32}}},
+        "pretrain": {"train": {"max_steps": 3, "batch_size": 16}, "train_data": {"task": "ranking"},
+                     "distill": {"terms": {"kd": 0, "listwise_kd": 1}}},
+        "finetune": {"train": {"max_steps": 3, "batch_size": 16}, "distill": {"terms": {"kd": 0, "listwise_kd": 0.5}}},
+        "export": {"teachers": ["t1"], "settings": {"int8": True, "int8_min_agreement": 0}},
+        "bench": {"backends": ["torch", "onnx-int8"],
+                  "settings": {"batch_sizes": [1, 8], "repeats": 2, "warmup": 1, "threads": 1}},
+        "targets": {"retention": 0.9, "speedup": 1.5},
+    }
+
+
+def write(path: Path, recipe: dict) -> Path:
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def state(out: Path) -> dict:
+    return json.loads((out / "distill_state.json").read_text())["steps"]
+
+
+def ran(result) -> set[str]:
+    return {line.split("] ", 1)[1].split("  [")[0] for line in result.out.splitlines()
+            if line.startswith("== [") and "done already" not in line}
+
+
+@pytest.fixture(scope="module")
+def full(inputs, tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("full") / "run"
+    recipe = write(out.parent / "recipe.yaml", full_recipe(inputs, out))
+    planned = run_cli("distill", "--config", recipe, "--plan")
+    assert planned.code == 0, planned.err
+    result = run_cli("distill", "--config", recipe, "--quiet")
+    assert result.code == 0, result.err + result.out
+    return recipe, out, planned, result
+
+
+def test_plan_matches_what_runs(full):
+    recipe, out, planned, result = full
+    lines = planned.out.splitlines()
+    names = [line.split("] ", 1)[1].split(" → ")[0] for line in lines if line[:3].strip().rstrip(".").isdigit()]
+    commands = [line.strip() for line in lines if line.startswith("    bertdistill ")]
+    assert names == ["teacher t1", "corpus", "label corpus", "label train", "prune", "stage 1", "stage 2",
+                     "export t1", "export student", "bench"]
+    assert all("[run]" in line for line in lines if " → " in line)
+    steps = state(out)
+    assert list(steps) == names and ran(result) == set(names)
+    assert [steps[n]["command"] for n in names] == commands
+    # each command's --config file holds the step's settings, and the library wrote the same ones
+    saved = json.loads((out / ".distill" / "stage-2.json").read_text())
+    trained = json.loads((out / "student" / "training_config.json").read_text())
+    assert saved["train"]["max_steps"] == trained["train"]["max_steps"] == 3
+    assert saved["train"]["max_length"] == trained["train"]["max_length"] == 32
+    assert saved["student"]["source"] == str(out / "student-stage1")
+    report = (out / "report.md").read_text()
+    for needle in ("## Teachers", "## Students", "## Bench", "## Targets", "## Steps", "student-int8"):
+        assert needle in report
+
+
+def test_model_cards(full):
+    from bertdistill.model_card import read_front_matter
+
+    _, out, _, _ = full
+    for folder in ("teachers/t1", "student-pruned", "student-stage1", "student"):
+        card = out / folder / "README.md"
+        front = read_front_matter(card)
+        assert "bertdistill" in front["tags"] and front["base_model"], folder
+        assert front["bertdistill"]["data_fingerprints"][0]["content_sha256"], folder
+        assert "bertdistill distill --config" in card.read_text(), folder
+    front = read_front_matter(out / "student" / "README.md")
+    assert front["bertdistill"]["teachers"] == ["t1", "t2"]
+
+
+def test_second_run_skips_and_one_change_reruns_only_what_it_affects(full):
+    recipe, out, _, _ = full
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert ran(again) == set()
+    planned = run_cli("distill", "--config", recipe, "--plan")
+    assert "[run]" not in planned.out and planned.out.count("[done]") == 10
+    before = load_file(str(out / "student-stage1" / "model.safetensors"))
+    changed = yaml.safe_load(recipe.read_text())
+    changed["finetune"]["train"]["max_steps"] = 4
+    write(recipe, changed)
+    third = run_cli("distill", "--config", recipe, "--quiet")
+    assert third.code == 0, third.err
+    assert ran(third) == {"stage 2", "export student", "bench"}
+    after = load_file(str(out / "student-stage1" / "model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((out / "student" / "training_record.json").read_text())["summary"]["steps"] == 4
+    # a change upstream reruns everything downstream of it
+    changed["corpus"]["build"]["top_k"] = 3
+    write(recipe, changed)
+    fourth = run_cli("distill", "--config", recipe, "--quiet")
+    assert fourth.code == 0, fourth.err
+    assert ran(fourth) == {"corpus", "label corpus", "stage 1", "stage 2", "export student", "bench"}
+
+
+# -- wrong recipes: one line, exit 2, nothing run -------------------------------------------------------------
+
+def small_recipe(root: Path, out: Path, seeds=(1, 2)) -> dict:
+    """A given teacher, stage 2 only (per seed), export and bench."""
+    return {
+        "output": str(out), "max_length": 32, "seeds": list(seeds),
+        "data": {"train": {"path": str(root / "train.tsv"), "group_column": "qid"},
+                 "test": {"path": str(root / "test.tsv"), "group_column": "qid"}},
+        "teachers": {"t1": {"path": str(root / "bert")}},
+        "student": {"source": "t1", "layers": 2, "layer_map": "skip", "head": "score"},
+        "finetune": {"train": {"max_steps": 6, "save_every": 2, "batch_size": 16},
+                     "distill": {"terms": {"kd": 0, "listwise_kd": 0.5}}},
+        "export": {"teachers": ["t1"], "settings": {"int8": True, "int8_min_agreement": 0}},
+        "bench": {"teachers": ["t1"], "backends": ["torch", "onnx-int8"],
+                  "settings": {"batch_sizes": [1, 8], "repeats": 1, "warmup": 1, "threads": 1}},
+    }
+
+
+@pytest.mark.parametrize("change, needles", [
+    (lambda r: r.update(teachrs={}), ("unknown config key 'teachrs'",)),
+    (lambda r: r["finetune"]["train"].update(epoch=2), ("unknown config key 'train.epoch'",)),
+    (lambda r: r.update(max_length="32"), ("max_length",)),
+    (lambda r: r["finetune"]["train"].update(batch_size="16"), ("train.batch_size",)),
+    (lambda r: r["data"]["train"].update(path="/nonexistent/train.tsv"), ("does not exist", "data.train.path")),
+    (lambda r: r["teachers"]["t1"].update(path="/nonexistent/teacher"), ("does not exist", "teachers.t1")),
+    (lambda r: r["student"].update(source="t9"), ("teacher 't9' is not defined",)),
+    (lambda r: r["bench"].update(teachers=["t9"]), ("teacher 't9' is not defined",)),
+    (lambda r: r["finetune"]["train"].update(max_length=64), ("max_length",)),
+    (lambda r: r.update(pretrain={}), ("needs a corpus",)),
+    (lambda r: r["bench"].update(backends=["tpu"]), ("unknown backend 'tpu'",)),
+    (lambda r: r.pop("export"), ("exported to ONNX",)),
+])
+def test_wrong_recipe_is_one_line_before_any_step(inputs, tmp_path, change, needles):
+    out = tmp_path / "run"
+    recipe = small_recipe(inputs, out)
+    change(recipe)
+    result = run_cli("distill", "--config", write(tmp_path / "recipe.yaml", recipe))
+    assert_user_error(result, *needles)
+    assert not out.exists()
+
+
+def test_missing_recipe_file(tmp_path):
+    assert_user_error(run_cli("distill", "--config", tmp_path / "none.yaml"), "not found")
+
+
+# -- seeds, and interruptions -----------------------------------------------------------------------------------
+
+def students(out: Path) -> dict[str, dict]:
+    return {s: load_file(str(out / f"seed{s}" / "student" / "model.safetensors")) for s in (1, 2)}
+
+
+def bench_metrics(out: Path) -> dict[str, float]:
+    bench = json.loads((out / "bench.json").read_text())
+    return {m["name"]: m["metrics"][bench["main_metric"]] for m in bench["models"]}
+
+
+def assert_same_run(out: Path, reference: Path) -> None:
+    got, want = students(out), students(reference)
+    for seed in want:
+        assert all(torch.equal(got[seed][k], want[seed][k]) for k in want[seed]), seed
+    assert bench_metrics(out) == bench_metrics(reference)
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("reference") / "run"
+    result = run_cli("distill", "--config", write(out.parent / "recipe.yaml", small_recipe(inputs, out)), "--quiet")
+    assert result.code == 0, result.err + result.out
+    return out
+
+
+def test_seeds_report_mean_and_std(reference):
+    assert (reference / "seed1" / "student").is_dir() and (reference / "seed2" / "student").is_dir()
+    assert set(bench_metrics(reference)) == {"t1", "t1-int8", "student-seed1", "student-seed1-int8",
+                                             "student-seed2", "student-seed2-int8"}
+    report = (reference / "report.md").read_text()
+    assert "mean ± std over the seeds" in report and "±" in report.split("mean ± std over the seeds")[1]
+
+
+def test_keyboard_interrupt_in_a_step_then_rerun_equals_uninterrupted(inputs, reference, tmp_path, monkeypatch):
+    from bertdistill.recipe import run as recipe_run
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    real = recipe_run.runner
+
+    def interrupted(step, show_progress):
+        if step.name == "export student seed 1":
+            def press():
+                raise KeyboardInterrupt
+            return press
+        return real(step, show_progress)
+
+    monkeypatch.setattr(recipe_run, "runner", interrupted)
+    first = run_cli("distill", "--config", recipe, "--quiet")
+    assert first.code == 130
+    monkeypatch.setattr(recipe_run, "runner", real)
+    second = run_cli("distill", "--config", recipe, "--quiet")
+    assert second.code == 0, second.err
+    assert ran(second) == {"export student seed 1", "export student seed 2", "bench"}
+    assert_same_run(out, reference)
+
+
+def test_ctrl_c_inside_training_then_rerun_resumes_and_equals_uninterrupted(inputs, reference, tmp_path):
+    from test_interrupt_resume import CtrlCAt, profiled
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    hook = CtrlCAt("torch/optim/", nth=3)  # Ctrl-C inside the third optimizer step of stage 2, seed 1
+    first = profiled(hook, lambda: run_cli("distill", "--config", recipe, "--quiet"))
+    assert hook.fired
+    assert first.code == 2 and "checkpoint saved" in first.err, first.err
+    assert (out / "seed1" / "student" / "checkpoints").is_dir()
+    second = run_cli("distill", "--config", recipe, "--quiet")
+    assert second.code == 0, second.err
+    assert "label train" not in ran(second) and "stage 2 seed 1" in ran(second)
+    assert_same_run(out, reference)
