@@ -230,7 +230,7 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
             corpus_path = recipe.corpus.file
         else:
             out = root / "corpus.jsonl"
-            config = _build("corpus", {"sources": [train], "output": str(out), "show_progress": False},
+            config = _build("corpus", {"sources": [_unlabeled(train)], "output": str(out), "show_progress": False},
                             recipe.corpus.build, at + ".build")
             for key in ("queries", "passages", "exclude"):
                 for text in getattr(config, key):
