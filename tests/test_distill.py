@@ -164,6 +164,7 @@ def small_recipe(root: Path, out: Path, seeds=(1, 2)) -> dict:
     (lambda r: r["teachers"]["t1"].update(path="/nonexistent/teacher"), ("does not exist", "teachers.t1")),
     (lambda r: r["student"].update(source="t9"), ("teacher 't9' is not defined",)),
     (lambda r: r["bench"].update(teachers=["t9"]), ("teacher 't9' is not defined",)),
+    (lambda r: r["finetune"]["distill"].update(teachers=["t9"]), ("teacher 't9' is not defined",)),
     (lambda r: r["finetune"]["train"].update(max_length=64), ("max_length",)),
     (lambda r: r.update(pretrain={}), ("needs a corpus",)),
     (lambda r: r["bench"].update(backends=["tpu"]), ("unknown backend 'tpu'",)),
@@ -254,4 +255,33 @@ def test_ctrl_c_inside_training_then_rerun_resumes_and_equals_uninterrupted(inpu
     second = run_cli("distill", "--config", recipe, "--quiet")
     assert second.code == 0, second.err
     assert "label train" not in ran(second) and "stage 2 seed 1" in ran(second)
+    assert_same_run(out, reference)
+
+
+def test_kill_9_then_rerun_equals_uninterrupted(inputs, reference, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bertdistill", "distill", "--config", str(recipe), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            steps = state(out) if (out / "distill_state.json").is_file() else {}
+            if "stage 2 seed 2" in steps:  # killed inside stage 2 of the second seed, or just after it
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    assert not state(out).get("bench")
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert "label train" not in ran(again) and "bench" in ran(again)
     assert_same_run(out, reference)

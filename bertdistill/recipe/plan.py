@@ -301,6 +301,10 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
         if step.kind in ("finetune", "pretrain"):
             check = copy.deepcopy(step.config)
             check.distill.check()
+            unknown = [t for t in check.distill.teachers or [] if t not in teachers] if step.role != "teacher" else []
+            if unknown:
+                raise UserError(f"teacher {unknown[0]!r} is not defined", f"{where}: {step.kind}.distill.teachers",
+                                f"use some of the recipe's teachers: {', '.join(teachers)}")
 
     # 5. Export and bench.
     exported: dict[str, str] = {}
