@@ -285,3 +285,16 @@ def test_kill_9_then_rerun_equals_uninterrupted(inputs, reference, tmp_path):
     assert again.code == 0, again.err
     assert "label train" not in ran(again) and "bench" in ran(again)
     assert_same_run(out, reference)
+
+
+def test_model_card_of_a_single_command(inputs, tmp_path):
+    from bertdistill.model_card import read_front_matter
+
+    out = tmp_path / "model"
+    result = run_cli("finetune", "--data", inputs / "train.tsv", "--group-column", "qid", "--model", inputs / "bert",
+                     "--max-steps", "2", "--batch-size", "16", "--max-length", "32", "--output", out)
+    assert result.code == 0, result.err
+    front = read_front_matter(out / "README.md")
+    assert front["base_model"] == str(inputs / "bert") and "fine-tuned" in front["tags"]
+    assert front["bertdistill"]["data_fingerprints"][0]["rows"] == 64
+    assert "bertdistill finetune --config training_config.json" in (out / "README.md").read_text()
