@@ -20,6 +20,7 @@ from bertdistill.config import config_from_dict, config_to_dict, merge_dicts
 from bertdistill.errors import UserError
 from bertdistill.packaged import PACKAGED
 from bertdistill.recipe.spec import Recipe
+from bertdistill.training.config import STAGE1_TRAIN_DEFAULTS
 
 #: Step kind → (the command that runs it alone, its config dataclass (module, name)).
 COMMANDS = {
@@ -280,8 +281,9 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
             train_checks(recipe.pretrain, at)
             _disagree(recipe.pretrain, "train.seed", seed, at, "seed (from seeds)")
             out = base / "student-stage1"
-            config = _build("pretrain", {"train_data": {"path": corpus_path}, "labels": labels_corpus,
-                                         "output": str(out), "student": shape, "train": train_seed},
+            config = _build("pretrain", {"train_data": {"path": corpus_path, "unlabeled": True},
+                                         "labels": labels_corpus, "output": str(out), "student": shape,
+                                         "train": {**STAGE1_TRAIN_DEFAULTS, **train_seed}},
                             recipe.pretrain, at)
             steps.append(Step(f"stage 1{tag}", "pretrain", config, out, needs=needs + ["label corpus"], seed=seed,
                               role="stage1"))
