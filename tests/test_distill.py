@@ -93,6 +93,12 @@ def test_plan_matches_what_runs(full):
     assert saved["train"]["max_steps"] == trained["train"]["max_steps"] == 3
     assert saved["train"]["max_length"] == trained["train"]["max_length"] == 32
     assert saved["student"]["source"] == str(out / "student-stage1")
+    # the bench's equivalent single command (its config file, no --model) gives the same metrics
+    alone = run_cli("bench", "--config", out / ".distill" / "bench.json", "--json", out.parent / "alone.json")
+    assert alone.code == 0, alone.err
+    metrics = [{m["name"]: m["metrics"] for m in json.loads(p.read_text())["models"]}
+               for p in (out / "bench.json", out.parent / "alone.json")]
+    assert metrics[0] == metrics[1]
     report = (out / "report.md").read_text()
     for needle in ("## Teachers", "## Students", "## Bench", "## Targets", "## Steps", "student-int8"):
         assert needle in report
