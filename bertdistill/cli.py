@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import Abort as _Abort
 
 from bertdistill import __version__
-from bertdistill.commands import bench, corpus, data, export, finetune, label, predict, pretrain, prune
+from bertdistill.commands import bench, corpus, data, distill, export, finetune, label, predict, pretrain, prune
 from bertdistill.errors import RunFailed, UserError
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (data, corpus, label, pretrain, finetune, prune, bench, export, predict):
+for module in (data, corpus, label, pretrain, finetune, prune, bench, export, predict, distill):
     app.command(name=module.NAME, help=module.HELP, no_args_is_help=True)(module.command)
 
 

@@ -94,7 +94,7 @@ def command(
     if len({o.resolve() for o in outputs}) < len(outputs):
         raise UserError("two outputs (--json, --markdown, --plot) name the same file", None,
                         "give each output its own path")
-    c.guard_outputs(outputs, *c.spec_inputs(spec), data_config, list(model))
+    c.guard_outputs(outputs, *c.spec_inputs(config.data), data_config, list(config.models))
     for out in outputs:
         check_output_file(out, overwrite)
     result = run_bench(config)

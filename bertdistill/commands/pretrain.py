@@ -43,6 +43,7 @@ def command(
     temperature: f.Temperature = 2.0, kd_loss: f.KdLoss = "kl", pkd: f.Pkd = "none", pkd_beta: f.PkdBeta = 10.0,
     pkd_projection: f.PkdProjection = True, teacher: f.TeacherModels = None, term: f.Terms = None,
     match_layers: f.MatchLayers = "skip", relation_heads: f.RelationHeads = None,
+    # epochs, lr, warmup_ratio and save_every: training.config.STAGE1_TRAIN_DEFAULTS (distill's stage 1 uses them)
     epochs: f.Epochs = 1.0, max_steps: f.MaxSteps = None,
     time_budget: Annotated[Optional[float], typer.Option(
         "--time-budget", help="Stop after this many seconds of training (resumable with a larger budget).",

@@ -403,4 +403,7 @@ def prune(config: PruneConfig) -> PruneResult:
                               seconds)
         write_json(tmp / REPORT_FILE, report)
         write_json(tmp / CONFIG_FILE, config)
+        from bertdistill.model_card import write_model_card
+
+        write_model_card(tmp, output.name)
     return PruneResult(output=output, report=report)

@@ -232,6 +232,11 @@ class FinetuneConfig:
     resume: bool = False
 
 
+STAGE1_TRAIN_DEFAULTS = {"epochs": 1.0, "lr": 1e-4, "warmup_ratio": 0.05, "save_every": 1000}
+"""The ``pretrain-student`` command's defaults where they differ from TrainConfig's (``distill`` uses them too, so
+a recipe's stage 1 and the single command agree)."""
+
+
 @dataclass
 class PretrainConfig:
     """Everything ``bertdistill pretrain-student`` needs (stage 1: soft losses only, no gold labels)."""

@@ -13,6 +13,7 @@ import torch
 
 from bertdistill.errors import UserError
 from bertdistill.io import atomic_dir, is_complete
+from bertdistill.model_card import write_model_card
 from bertdistill.training.checkpoints import CHECKPOINTS, BestTracker, CheckpointManager
 from bertdistill.training.curves import write_curves
 from bertdistill.training.run import Run, TrainResult
@@ -83,6 +84,7 @@ def publish(accelerator, run: Run, best: BestTracker, state: dict, result: Train
                 result.warnings.append(note)
             if run.write_extras is not None:
                 run.write_extras(tmp, result)
+            write_model_card(tmp, run.output.name)
             root = run.output / CHECKPOINTS
             if keep_checkpoints and root.exists():
                 shutil.move(str(root), str(tmp / CHECKPOINTS))

@@ -1,0 +1,36 @@
+"""``bertdistill distill``: the whole method — teachers to a deployed, benchmarked student — from one recipe file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+NAME = "distill"
+HELP = """Run a whole distillation recipe (YAML or JSON): teachers (given or fine-tuned), the stage-1 corpus
+and the teachers' labels, the student (cut by prune or copied from a teacher), stage 1 and stage 2 per
+seed, ONNX export and the bench, ending with report.md. Settings shared by the steps (max_length,
+mixed_precision, seeds, data) are stated once. A step whose output is complete and was made with the same
+settings is skipped, so an interrupted run resumes; changing a setting reruns that step and those after
+it. --plan prints the steps with the single command equivalent to each.
+
+Example:
+  bertdistill distill --config examples/demo/recipe.yaml --plan
+  bertdistill distill --config examples/demo/recipe.yaml
+"""
+
+
+def command(
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="The recipe file (YAML or JSON).")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Print the steps and their equivalent commands; run nothing.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder (overrides the recipe's).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    from bertdistill.errors import UserError
+    from bertdistill.recipe import DistillRunConfig, distill
+
+    if config_file is None:
+        raise UserError("no recipe given", "--config", "add --config RECIPE.yaml")
+    overrides = {"output": str(output)} if output else {}
+    distill(DistillRunConfig(recipe=str(config_file), overrides=overrides, plan_only=plan, quiet=quiet))

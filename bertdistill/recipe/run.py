@@ -1,0 +1,179 @@
+"""Running a plan: each step through its library function, skipped when its output is complete and was made
+with the same settings (the step's fingerprint: its config and the fingerprints of the steps it reads).
+
+``<output>/distill_state.json`` records, per step, the fingerprint it was started with, when, and whether it
+finished (written atomically before and after each step). A step is done when its output is complete (the
+``.complete`` marker; a corpus's sidecar; the bench's JSON) AND the state's fingerprint is the step's AND it
+finished (or its output was completed after it started: killed between the two writes). An interrupted
+training step resumes from its checkpoints (``resume=True``); ``label`` continues its partial store; the
+other steps write atomically and simply run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bertdistill.config import save_config
+from bertdistill.io import COMPLETE_MARKER, atomic_write_text, read_json
+from bertdistill.recipe.plan import Plan, Step
+
+STATE_FILE = "distill_state.json"
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    status: str
+    """ran, skipped"""
+    seconds: float
+    output: str
+    command: str
+
+
+@dataclass
+class RecipeResult:
+    plan: Plan
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    report: Path | None = None
+
+
+def completed_at(step: Step) -> float | None:
+    """When the step's output was completed (its marker's time), or None when it is not complete."""
+    out = step.output
+    if step.kind == "corpus":
+        from bertdistill.data.corpus_spec import sidecar_path
+
+        marker = sidecar_path(out)
+        return marker.stat().st_mtime if out.is_file() and marker.is_file() else None
+    if step.kind == "bench":
+        return out.stat().st_mtime if out.is_file() else None
+    marker = out / COMPLETE_MARKER
+    return marker.stat().st_mtime if marker.is_file() else None
+
+
+class State:
+    def __init__(self, root: Path):
+        self.path = root / STATE_FILE
+        self.steps: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                self.steps = dict(read_json(self.path).get("steps", {}))
+
+    def save(self) -> None:
+        import json
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps({"steps": self.steps}, indent=2) + "\n")
+
+    def is_done(self, step: Step) -> bool:
+        entry = self.steps.get(step.name) or {}
+        when = completed_at(step)
+        if when is None or entry.get("fingerprint") != step.fingerprint:
+            return False
+        return bool(entry.get("done")) or when >= entry.get("started", float("inf"))
+
+
+def prepare(step: Step, state: State) -> None:
+    """Set how the step treats what its output holds: resume its own interrupted run, replace anything else."""
+    entry = state.steps.get(step.name) or {}
+    same = entry.get("fingerprint") == step.fingerprint
+    out, config = step.output, step.config
+    exists = out.exists() or out.is_symlink()
+    if step.kind in ("finetune", "pretrain"):
+        config.resume = same and (out / "checkpoints").is_dir()
+        config.overwrite = exists and not config.resume
+    elif step.kind == "label":
+        from bertdistill.teachers.layout import partial_dir
+
+        # overwrite: replace an old store; a partial store of these settings is continued, another is discarded
+        config.overwrite = exists or partial_dir(out).exists()
+    elif step.kind == "corpus":
+        config.overwrite = exists
+    elif step.kind in ("prune", "export"):
+        config.overwrite = exists
+
+
+def runner(step: Step, show_progress: bool) -> Callable[[], Any]:
+    c = step.config
+    if step.kind == "finetune":
+        from bertdistill.training.finetune import finetune
+
+        return lambda: finetune(c, show_progress=show_progress)
+    if step.kind == "pretrain":
+        from bertdistill.training.pretrain import pretrain_student
+
+        return lambda: pretrain_student(c, show_progress=show_progress)
+    if step.kind == "label":
+        from bertdistill.teachers.label import label
+
+        return lambda: label(c)
+    if step.kind == "corpus":
+        from bertdistill.data.corpus import build_corpus
+
+        return lambda: build_corpus(c)
+    if step.kind == "prune":
+        from bertdistill.prune import prune
+
+        return lambda: prune(c)
+    if step.kind == "export":
+        from bertdistill.export.exporter import export_model
+
+        return lambda: export_model(c)
+    from bertdistill.bench import check_config, run_bench, write_outputs
+
+    def bench():
+        check_config(c)
+        args = dict(zip(step.extra_args[0::2], step.extra_args[1::2]))
+        result = run_bench(c, show_progress=show_progress)
+        write_outputs(result, args.get("--json"), args.get("--markdown"), args.get("--plot"))
+        return result
+
+    return bench
+
+
+def write_step_configs(plan: Plan) -> None:
+    """Each step's config where its command line's --config points."""
+    for step in plan.steps:
+        path = step.config_file(plan.root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_config(step.config, path)
+
+
+def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
+             log: Callable[[str], None] = print) -> RecipeResult:
+    """Run every step not done yet, in order; then write the report."""
+    from bertdistill.model_card import made_by
+    from bertdistill.recipe.report import write_report
+
+    plan.root.mkdir(parents=True, exist_ok=True)
+    state = State(plan.root)
+    result = RecipeResult(plan)
+    for step in plan.steps:
+        prepare(step, state)
+    write_step_configs(plan)
+    for k, step in enumerate(plan.steps, 1):
+        line = step.command_line(plan.root)
+        if state.is_done(step):
+            log(f"== [{k}/{len(plan.steps)}] {step.name}: done already ({step.output})")
+            result.outcomes.append(StepOutcome(step.name, "skipped", state.steps[step.name].get("seconds", 0.0),
+                                               str(step.output), line))
+            continue
+        log(f"== [{k}/{len(plan.steps)}] {step.name}  [{time.strftime('%H:%M:%S')}]  ({line})")
+        state.steps[step.name] = {"fingerprint": step.fingerprint, "started": time.time(), "done": False,
+                                  "command": line}
+        state.save()
+        started = time.perf_counter()
+        with made_by(f"`bertdistill distill --config {recipe_file}`, step *{step.name}* "
+                     f"(equivalent alone: `{line}`)."):
+            runner(step, show_progress)()
+        seconds = time.perf_counter() - started
+        state.steps[step.name].update(done=True, seconds=round(seconds, 2))
+        state.save()
+        result.outcomes.append(StepOutcome(step.name, "ran", seconds, str(step.output), line))
+    result.report = write_report(plan, result.outcomes)
+    log(f"report: {result.report}")
+    return result

@@ -1,0 +1,386 @@
+"""``bertdistill distill``: a recipe file runs the whole method on tiny models; --plan matches what runs; a second
+run skips every step; one changed setting reruns only the steps it affects; a wrong recipe is one line, exit 2,
+before any step; an interrupted run, run again, ends as an uninterrupted one; model cards carry front matter."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from cli_helpers import assert_user_error, run_cli
+from conftest import make_tiny_bert, write_toy_pairs
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("distill")
+    make_tiny_bert(root / "bert", layers=4, hidden=32)
+    write_toy_pairs(root / "train.tsv", n=64, ranking=True)
+    write_toy_pairs(root / "test.tsv", n=24, seed=1, ranking=True)
+    return root
+
+
+def full_recipe(root: Path, out: Path) -> dict:
+    """Every step: a teacher fine-tuned and one given, a mined corpus, labels, a pruned student, both stages,
+    export and bench."""
+    return {
+        "output": str(out), "max_length": 32, "seeds": [1],
+        "data": {"train": {"path": str(root / "train.tsv"), "group_column": "qid"},
+                 "test": {"path": str(root / "test.tsv"), "group_column": "qid"}},
+        "teachers": {"t1": {"finetune": {"student": {"source": str(root / "bert")},
+                                         "train": {"max_steps": 4, "batch_size": 16, "seed": 1}}},
+                     "t2": {"path": str(root / "bert")}},
+        "corpus": {"build": {"mine": "bm25", "top_k": 2, "include_originals": False}},
+        "label": {"batch_size": 16},
+        "student": {"source": "t1", "head": "score",
+                    "prune": {"layers": 2, "hidden": 16, "heads": 1, "ffn": 32, "data": {"limit": 32}}},
+        "pretrain": {"train": {"max_steps": 3, "batch_size": 16}, "train_data": {"task": "ranking"},
+                     "distill": {"terms": {"kd": 0, "listwise_kd": 1}}},
+        "finetune": {"train": {"max_steps": 3, "batch_size": 16}, "distill": {"terms": {"kd": 0, "listwise_kd": 0.5}}},
+        "export": {"teachers": ["t1"], "settings": {"int8": True, "int8_min_agreement": 0}},
+        "bench": {"backends": ["torch", "onnx-int8"],
+                  "settings": {"batch_sizes": [1, 8], "repeats": 2, "warmup": 1, "threads": 1}},
+        "targets": {"retention": 0.9, "speedup": 1.5},
+    }
+
+
+def write(path: Path, recipe: dict) -> Path:
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def state(out: Path) -> dict:
+    return json.loads((out / "distill_state.json").read_text())["steps"]
+
+
+def ran(result) -> set[str]:
+    return {line.split("] ", 1)[1].split("  [")[0] for line in result.out.splitlines()
+            if line.startswith("== [") and "done already" not in line}
+
+
+@pytest.fixture(scope="module")
+def full(inputs, tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("full") / "run"
+    recipe = write(out.parent / "recipe.yaml", full_recipe(inputs, out))
+    planned = run_cli("distill", "--config", recipe, "--plan")
+    assert planned.code == 0, planned.err
+    result = run_cli("distill", "--config", recipe, "--quiet")
+    assert result.code == 0, result.err + result.out
+    return recipe, out, planned, result
+
+
+def test_plan_matches_what_runs(full):
+    recipe, out, planned, result = full
+    lines = planned.out.splitlines()
+    names = [line.split("] ", 1)[1].split(" → ")[0] for line in lines if line[:3].strip().rstrip(".").isdigit()]
+    commands = [line.strip() for line in lines if line.startswith("    bertdistill ")]
+    assert names == ["teacher t1", "corpus", "label corpus", "label train", "prune", "stage 1", "stage 2",
+                     "export t1", "export student", "bench"]
+    assert all("[run]" in line for line in lines if " → " in line)
+    steps = state(out)
+    assert list(steps) == names and ran(result) == set(names)
+    assert [steps[n]["command"] for n in names] == commands
+    # each command's --config file holds the step's settings, and the library wrote the same ones
+    saved = json.loads((out / ".distill" / "stage-2.json").read_text())
+    trained = json.loads((out / "student" / "training_config.json").read_text())
+    assert saved["train"]["max_steps"] == trained["train"]["max_steps"] == 3
+    assert saved["train"]["max_length"] == trained["train"]["max_length"] == 32
+    assert saved["student"]["source"] == str(out / "student-stage1")
+    # the bench's equivalent single command (its config file, no --model) gives the same metrics
+    alone = run_cli("bench", "--config", out / ".distill" / "bench.json", "--json", out.parent / "alone.json")
+    assert alone.code == 0, alone.err
+    metrics = [{m["name"]: m["metrics"] for m in json.loads(p.read_text())["models"]}
+               for p in (out / "bench.json", out.parent / "alone.json")]
+    assert metrics[0] == metrics[1]
+    report = (out / "report.md").read_text()
+    for needle in ("## Teachers", "## Students", "## Bench", "## Targets", "## Steps", "student-int8"):
+        assert needle in report
+
+
+def test_model_cards(full):
+    from bertdistill.model_card import read_front_matter
+
+    _, out, _, _ = full
+    for folder in ("teachers/t1", "student-pruned", "student-stage1", "student"):
+        card = out / folder / "README.md"
+        front = read_front_matter(card)
+        assert "bertdistill" in front["tags"] and front["base_model"], folder
+        assert front["bertdistill"]["data_fingerprints"][0]["content_sha256"], folder
+        assert "bertdistill distill --config" in card.read_text(), folder
+    front = read_front_matter(out / "student" / "README.md")
+    assert front["bertdistill"]["teachers"] == ["t1", "t2"]
+
+
+def test_second_run_skips_and_one_change_reruns_only_what_it_affects(full):
+    recipe, out, _, _ = full
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert ran(again) == set()
+    planned = run_cli("distill", "--config", recipe, "--plan")
+    assert "[run]" not in planned.out and planned.out.count("[done]") == 10
+    before = load_file(str(out / "student-stage1" / "model.safetensors"))
+    changed = yaml.safe_load(recipe.read_text())
+    changed["finetune"]["train"]["max_steps"] = 4
+    write(recipe, changed)
+    third = run_cli("distill", "--config", recipe, "--quiet")
+    assert third.code == 0, third.err
+    assert ran(third) == {"stage 2", "export student", "bench"}
+    after = load_file(str(out / "student-stage1" / "model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((out / "student" / "training_record.json").read_text())["summary"]["steps"] == 4
+    # a change upstream reruns everything downstream of it
+    changed["corpus"]["build"]["top_k"] = 3
+    write(recipe, changed)
+    fourth = run_cli("distill", "--config", recipe, "--quiet")
+    assert fourth.code == 0, fourth.err
+    assert ran(fourth) == {"corpus", "label corpus", "stage 1", "stage 2", "export student", "bench"}
+
+
+# -- wrong recipes: one line, exit 2, nothing run -------------------------------------------------------------
+
+def small_recipe(root: Path, out: Path, seeds=(1, 2)) -> dict:
+    """A given teacher, stage 2 only (per seed), export and bench."""
+    return {
+        "output": str(out), "max_length": 32, "seeds": list(seeds),
+        "data": {"train": {"path": str(root / "train.tsv"), "group_column": "qid"},
+                 "test": {"path": str(root / "test.tsv"), "group_column": "qid"}},
+        "teachers": {"t1": {"path": str(root / "bert")}},
+        "student": {"source": "t1", "layers": 2, "layer_map": "skip", "head": "score"},
+        "finetune": {"train": {"max_steps": 6, "save_every": 2, "batch_size": 16},
+                     "distill": {"terms": {"kd": 0, "listwise_kd": 0.5}}},
+        "export": {"teachers": ["t1"], "settings": {"int8": True, "int8_min_agreement": 0}},
+        "bench": {"teachers": ["t1"], "backends": ["torch", "onnx-int8"],
+                  "settings": {"batch_sizes": [1, 8], "repeats": 1, "warmup": 1, "threads": 1}},
+    }
+
+
+@pytest.mark.parametrize("change, needles", [
+    (lambda r: r.update(teachrs={}), ("unknown config key 'teachrs'",)),
+    (lambda r: r["finetune"]["train"].update(epoch=2), ("unknown config key 'train.epoch'",)),
+    (lambda r: r.update(max_length="32"), ("max_length",)),
+    (lambda r: r["finetune"]["train"].update(batch_size="16"), ("train.batch_size",)),
+    (lambda r: r["data"]["train"].update(path="/nonexistent/train.tsv"), ("does not exist", "data.train.path")),
+    (lambda r: r["teachers"]["t1"].update(path="/nonexistent/teacher"), ("does not exist", "teachers.t1")),
+    (lambda r: r["student"].update(source="t9"), ("teacher 't9' is not defined",)),
+    (lambda r: r["bench"].update(teachers=["t9"]), ("teacher 't9' is not defined",)),
+    (lambda r: r["finetune"]["distill"].update(teachers=["t9"]), ("teacher 't9' is not defined",)),
+    (lambda r: r["finetune"]["train"].update(max_length=64), ("max_length",)),
+    (lambda r: r.update(pretrain={}), ("needs a corpus",)),
+    (lambda r: r["bench"].update(backends=["tpu"]), ("unknown backend 'tpu'",)),
+    (lambda r: r.pop("export"), ("exported to ONNX",)),
+])
+def test_wrong_recipe_is_one_line_before_any_step(inputs, tmp_path, change, needles):
+    out = tmp_path / "run"
+    recipe = small_recipe(inputs, out)
+    change(recipe)
+    result = run_cli("distill", "--config", write(tmp_path / "recipe.yaml", recipe))
+    assert_user_error(result, *needles)
+    assert not out.exists()
+
+
+def test_missing_recipe_file(tmp_path):
+    assert_user_error(run_cli("distill", "--config", tmp_path / "none.yaml"), "not found")
+
+
+# -- seeds, and interruptions -----------------------------------------------------------------------------------
+
+def students(out: Path) -> dict[str, dict]:
+    return {s: load_file(str(out / f"seed{s}" / "student" / "model.safetensors")) for s in (1, 2)}
+
+
+def bench_metrics(out: Path) -> dict[str, float]:
+    bench = json.loads((out / "bench.json").read_text())
+    return {m["name"]: m["metrics"][bench["main_metric"]] for m in bench["models"]}
+
+
+def assert_same_run(out: Path, reference: Path) -> None:
+    got, want = students(out), students(reference)
+    for seed in want:
+        assert all(torch.equal(got[seed][k], want[seed][k]) for k in want[seed]), seed
+    assert bench_metrics(out) == bench_metrics(reference)
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("reference") / "run"
+    result = run_cli("distill", "--config", write(out.parent / "recipe.yaml", small_recipe(inputs, out)), "--quiet")
+    assert result.code == 0, result.err + result.out
+    return out
+
+
+def test_seeds_report_mean_and_std(reference):
+    assert (reference / "seed1" / "student").is_dir() and (reference / "seed2" / "student").is_dir()
+    assert set(bench_metrics(reference)) == {"t1", "t1-int8", "student-seed1", "student-seed1-int8",
+                                             "student-seed2", "student-seed2-int8"}
+    report = (reference / "report.md").read_text()
+    assert "mean ± std over the seeds" in report and "±" in report.split("mean ± std over the seeds")[1]
+
+
+def test_keyboard_interrupt_in_a_step_then_rerun_equals_uninterrupted(inputs, reference, tmp_path, monkeypatch):
+    from bertdistill.recipe import run as recipe_run
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    real = recipe_run.runner
+
+    def interrupted(step, show_progress):
+        if step.name == "export student seed 1":
+            def press():
+                raise KeyboardInterrupt
+            return press
+        return real(step, show_progress)
+
+    monkeypatch.setattr(recipe_run, "runner", interrupted)
+    first = run_cli("distill", "--config", recipe, "--quiet")
+    assert first.code == 130
+    monkeypatch.setattr(recipe_run, "runner", real)
+    second = run_cli("distill", "--config", recipe, "--quiet")
+    assert second.code == 0, second.err
+    assert ran(second) == {"export student seed 1", "export student seed 2", "bench"}
+    assert_same_run(out, reference)
+
+
+def test_ctrl_c_inside_training_then_rerun_resumes_and_equals_uninterrupted(inputs, reference, tmp_path):
+    from test_interrupt_resume import CtrlCAt, profiled
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    hook = CtrlCAt("torch/optim/", nth=3)  # Ctrl-C inside the third optimizer step of stage 2, seed 1
+    first = profiled(hook, lambda: run_cli("distill", "--config", recipe, "--quiet"))
+    assert hook.fired
+    assert first.code == 2 and "checkpoint saved" in first.err, first.err
+    assert (out / "seed1" / "student" / "checkpoints").is_dir()
+    second = run_cli("distill", "--config", recipe, "--quiet")
+    assert second.code == 0, second.err
+    assert "label train" not in ran(second) and "stage 2 seed 1" in ran(second)
+    assert_same_run(out, reference)
+
+
+def test_kill_9_then_rerun_equals_uninterrupted(inputs, reference, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bertdistill", "distill", "--config", str(recipe), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            steps = state(out) if (out / "distill_state.json").is_file() else {}
+            if "stage 2 seed 2" in steps:  # killed inside stage 2 of the second seed, or just after it
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    assert not state(out).get("bench")
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert "label train" not in ran(again) and "bench" in ran(again)
+    assert_same_run(out, reference)
+
+
+def test_model_card_of_a_single_command(inputs, tmp_path):
+    from bertdistill.model_card import read_front_matter
+
+    out = tmp_path / "model"
+    result = run_cli("finetune", "--data", inputs / "train.tsv", "--group-column", "qid", "--model", inputs / "bert",
+                     "--max-steps", "2", "--batch-size", "16", "--max-length", "32", "--output", out)
+    assert result.code == 0, result.err
+    front = read_front_matter(out / "README.md")
+    assert front["base_model"] == str(inputs / "bert") and "fine-tuned" in front["tags"]
+    assert front["bertdistill"]["data_fingerprints"][0]["rows"] == 64
+    assert "bertdistill finetune --config training_config.json" in (out / "README.md").read_text()
+
+
+# -- the demo recipe states the same steps as examples/demo/run.sh ---------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Command → (module whose attribute the command calls, that attribute): patched to capture the config.
+LIBRARY = {"finetune": ("bertdistill.training.finetune", "finetune"),
+           "pretrain-student": ("bertdistill.training.pretrain", "pretrain_student"),
+           "label": ("bertdistill.teachers.label", "label"), "corpus": ("bertdistill.data.corpus", "build_corpus"),
+           "prune": ("bertdistill.prune", "prune"), "export": ("bertdistill.export.exporter", "export_model"),
+           "bench": ("bertdistill.bench", "run_bench")}
+
+
+def shell_commands(tmp_path: Path, out: Path) -> list[list[str]]:
+    """The bertdistill command lines examples/demo/run.sh runs (a stand-in bertdistill on PATH records them)."""
+    import os
+    import subprocess
+
+    bin_dir, record = tmp_path / "bin", tmp_path / "commands.jsonl"
+    bin_dir.mkdir()
+    fake = bin_dir / "bertdistill"
+    fake.write_text("#!/usr/bin/env python3\nimport json, sys\n"
+                    f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DEMO_OUT": str(out)}
+    subprocess.run(["bash", "examples/demo/run.sh"], cwd=REPO, env=env, capture_output=True)  # verdict.py fails
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+class Captured(Exception):
+    """Stops a command where it calls its library function, holding the config it built."""
+
+
+def captured_config(argv: list[str], monkeypatch):
+    import importlib
+
+    def capture(config, *args, **kwargs):
+        raise Captured(config)
+
+    module, name = LIBRARY[argv[0]]
+    monkeypatch.setattr(importlib.import_module(module), name, capture)
+    if argv[0] == "bench":
+        import bertdistill.bench
+
+        monkeypatch.setattr(bertdistill.bench, "check_config", lambda config: None)
+    try:
+        result = run_cli(*argv)
+    except Captured as exc:
+        return exc.args[0]
+    raise AssertionError((argv, result.err))
+
+
+def comparable(config) -> dict:
+    from bertdistill.config import config_to_dict
+
+    data = {k: v for k, v in config_to_dict(config).items() if k not in ("overwrite", "resume", "quiet",
+                                                                        "show_progress")}
+    if "models" in data:  # the bench rows are named after the recipe's teachers: compare what they load
+        data["models"] = [m.split("=", 1)[1] for m in data["models"]]
+    return data
+
+
+def test_demo_recipe_runs_the_steps_of_run_sh(tmp_path, monkeypatch):
+    from bertdistill.recipe import load_recipe, make_plan
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "demo"
+    plan = make_plan(load_recipe("examples/demo/recipe.yaml", {"output": str(out)}), "recipe")
+    steps = {str(s.output): s for s in plan.steps}
+    commands = shell_commands(tmp_path, out)
+    assert len(commands) == len(plan.steps)
+    for argv in commands:
+        target = argv[argv.index("--json") + 1] if argv[0] == "bench" else argv[argv.index("--output") + 1]
+        step = steps[target]
+        assert step.command == argv[0], target
+        shell, recipe = comparable(captured_config(argv, monkeypatch)), comparable(step.config)
+        if argv[0] == "bench":
+            assert sorted(shell.pop("models")) == sorted(recipe.pop("models"))
+        assert shell == recipe, (step.name, {k: [(j, shell[k].get(j), recipe[k].get(j)) for j in shell[k] if shell[k][j] != recipe[k].get(j)] if isinstance(shell[k], dict) else (shell[k], recipe.get(k)) for k in shell if shell[k] != recipe.get(k)})
