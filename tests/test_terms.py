@@ -182,7 +182,8 @@ def test_each_new_term_trains_from_the_cli_with_online_teachers(tmp_path, term):
 
 def test_pkd_projection_of_a_pruned_student_starts_as_its_kept_dimensions():
     """Width 4 pruned from width 8 (dims 6, 1, 3, 0): the projection puts each state back at its source dims,
-    so a state that is the teacher's own restricted to those dims projects onto it; other widths start random."""
+    so a state that is the teacher's own restricted to those dims projects onto it; other widths start fitted
+    on the first training batch (until then, from nn.Linear's random init)."""
     from bertdistill.prune.shrink import RESIDUAL_ATTR
 
     shape = _Shape(hidden=4)
@@ -190,16 +191,18 @@ def test_pkd_projection_of_a_pruned_student_starts_as_its_kept_dimensions():
     setattr(shape, RESIDUAL_ATTR, {"source_width": 8, "index": index})
     infos = [TeacherInfo("a", 6, 8, stored_layers=[2, 4]), TeacherInfo("b", 6, 12, stored_layers=[2, 4])]
     objective, described = build_objective(DistillConfig(alpha=0.5, pkd="skip"), infos, shape, "avg")
-    assert described["terms"]["pkd"]["projection_init"] == {"a": "pruned residual index", "b": "random"}
+    assert described["terms"]["pkd"]["projection_init"] == {"a": "pruned residual index",
+                                                            "b": "least squares on the first training batch"}
     proj = objective.term("pkd").projections
     teacher_state = torch.arange(1.0, 9.0)
     restricted = torch.zeros(8)
     restricted[index] = teacher_state[index]
     assert torch.equal(proj["w8"](teacher_state[index]), restricted)
     assert float(proj["w12"].weight.abs().sum()) > 0 and not torch.equal(proj["w12"].weight[:4], torch.eye(4))
-    # No record, or a record of another width: a random start, as before.
+    assert objective.term("pkd").unfitted.tolist() == [False, True]  # the pruned start is kept, not refitted
+    # No record, or a record of another width: fitted on the first batch.
     plain, _ = build_objective(DistillConfig(alpha=0.5, pkd="skip"), infos[:1], _Shape(hidden=4), "avg")
-    assert float(plain.term("pkd").projections["w8"].bias.abs().sum()) > 0
+    assert plain.term("pkd").unfitted.tolist() == [True]
 
 
 def test_each_term_has_options_of_its_own_defaulting_to_the_run_wide_settings():

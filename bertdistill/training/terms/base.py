@@ -229,6 +229,29 @@ def projections(ctx: TermContext, enabled: bool, option: str) -> nn.ModuleDict:
     return out
 
 
+def fit_projection(proj: nn.Linear, x: torch.Tensor, y: torch.Tensor, ridge: float = 0.1) -> None:
+    """Set ``proj`` to the ridge least-squares map of rows ``x`` (N, d_in) onto ``y`` (N, d_out), with a bias:
+    W = (XᵀX + λI)⁻¹XᵀY on centred rows, λ = ridge · trace(XᵀX)/d_in (a batch has fewer rows than d_in)."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        _fit(proj, x.float(), y.float(), ridge)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Each process fitted its own batch: start every copy from their average.
+        for p in (proj.weight, proj.bias):
+            torch.distributed.all_reduce(p.data)
+            p.data /= torch.distributed.get_world_size()
+
+
+def _fit(proj: nn.Linear, x: torch.Tensor, y: torch.Tensor, ridge: float) -> None:
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc
+    lam = ridge * float(gram.diagonal().sum()) / x.shape[1] + 1e-6
+    weight = torch.linalg.solve(gram + lam * torch.eye(x.shape[1], dtype=gram.dtype, device=gram.device), xc.T @ yc)
+    with torch.no_grad():
+        proj.weight.copy_(weight.T.to(proj.weight.dtype))
+        proj.bias.copy_((y_mean - x_mean @ weight).to(proj.bias.dtype))
+
+
 def residual_index(ctx: TermContext, teacher_width: int) -> list[int] | None:
     """The pruned student's residual index into a teacher of its source's width, else None."""
     residual = ctx.student_residual or {}

@@ -12,8 +12,8 @@ from bertdistill.errors import UserError
 from bertdistill.student.features import FeatureRequest
 from bertdistill.training import losses
 from bertdistill.training.pkd import layer_pairs, pkd_layer_map
-from bertdistill.training.terms.base import (LossTerm, TeacherInfo, project, projections, register, residual_index,
-                                             teacher_mean)
+from bertdistill.training.terms.base import (LossTerm, TeacherInfo, fit_projection, project, projections, register,
+                                             residual_index, teacher_mean)
 
 
 @dataclass
@@ -22,6 +22,9 @@ class PKDOptions:
     """Which teacher layers the student's intermediate layers match: skip or last (default: --pkd)."""
     learn_projection: bool = field(default=True, metadata={"from": "pkd_projection"})
     """Learn a projection when student and teacher widths differ, else refuse (default: --pkd-projection)."""
+    projection_start: str = field(default="fit", metadata={"choices": ("fit", "random")})
+    """Where a learned projection starts when pruning gives no index to start from: fit (least squares from the
+    student's to the teacher's [CLS] states on the first training batch) or random."""
 
 
 @dataclass
@@ -62,6 +65,31 @@ class PatientCls(LossTerm):
                                     "re-label with --hidden-layers covering them (e.g. --hidden-layers all)")
             self.pairs[t.name] = pairs
         self.projections = projections(ctx, self.options.learn_projection, "--no-pkd-projection")
+        # Which projections still wait for their fitted start (saved with the term, so a resumed run does not
+        # refit). From a random start, the first updates of a β-weighted loss near its maximum (2) rewrite the
+        # student's lower layers to serve a random map: a pretrained MiniLM under an MPNet teacher collapsed to
+        # one class on MRPC while KD alone reached 0.80 (examples/mpnet/RESULTS.md).
+        unfitted = [key for key in self.projections
+                    if self.options.projection_start == "fit" and not self._pruned_start(key)]
+        self.register_buffer("unfitted", torch.tensor([key in unfitted for key in self.projections], dtype=torch.bool),
+                             persistent=True)
+
+    def _pruned_start(self, key: str) -> bool:
+        return residual_index(self.ctx, int(key[1:])) is not None
+
+    def _fit_projections(self, student_states: dict, teacher_states: dict) -> None:
+        """Start each waiting projection at the least-squares map of this batch's student states onto the
+        normalized teacher states of every teacher of its width."""
+        for i, key in enumerate(self.projections):
+            if not bool(self.unfitted[i]):
+                continue
+            xs, ys = [], []
+            for t in self.ctx.teachers:
+                if f"w{t.hidden_size}" == key:
+                    xs.append(student_states[t.name])
+                    ys.append(torch.nn.functional.normalize(teacher_states[t.name].float(), dim=-1))
+            fit_projection(self.projections[key], torch.cat(xs), torch.cat(ys))
+            self.unfitted[i] = False
 
     def student_request(self):
         return FeatureRequest(hidden=frozenset(s for pairs in self.pairs.values() for s, _ in pairs))
@@ -73,16 +101,22 @@ class PatientCls(LossTerm):
         return {**super().describe(), "pairs": self.pairs,
                 "projection": {t.name: f"w{t.hidden_size}" in self.projections for t in self.ctx.teachers},
                 "projection_init": {t.name: ("pruned residual index" if residual_index(self.ctx, t.hidden_size)
-                                             else "random") for t in self.ctx.teachers
-                                    if f"w{t.hidden_size}" in self.projections}}
+                                             else "least squares on the first training batch"
+                                             if self.options.projection_start == "fit" else "random")
+                                    for t in self.ctx.teachers if f"w{t.hidden_size}" in self.projections}}
 
     def forward(self, student, teachers, batch):
-        parts = []
+        pairs_s, pairs_t = {}, {}
         for t in self.ctx.teachers:
             pairs = self.pairs[t.name]
-            s = torch.stack([student.cls_state(sl) for sl, _ in pairs], dim=1)
-            tt = torch.stack([teachers[t.name].cls_state(tl) for _, tl in pairs], dim=1)
-            parts.append(losses.pkd_loss(project(self.projections, s, t), tt))
+            pairs_s[t.name] = torch.stack([student.cls_state(sl) for sl, _ in pairs], dim=1)
+            pairs_t[t.name] = torch.stack([teachers[t.name].cls_state(tl) for _, tl in pairs], dim=1)
+        if self.training and bool(self.unfitted.any()):
+            with torch.no_grad():
+                self._fit_projections({k: v.detach().flatten(0, 1) for k, v in pairs_s.items()},
+                                      {k: v.detach().flatten(0, 1) for k, v in pairs_t.items()})
+        parts = [losses.pkd_loss(project(self.projections, pairs_s[t.name], t), pairs_t[t.name])
+                 for t in self.ctx.teachers]
         return torch.stack(parts).mean()
 
 
