@@ -170,8 +170,9 @@ def _terms_help() -> str:
         if option_names(cls):
             notes.append("options: " + ", ".join(option_names(cls)))
         items.append(name + (f" ({'; '.join(notes)})" if notes else ""))
+    weighted = " and ".join(f"{name} (options: {', '.join(option_names(TERMS[name]))})" for name in ("kd", "pkd"))
     return ("Further loss term NAME=WEIGHT[,option=value…], repeatable: " + "; ".join(items)
-            + ". kd and pkd take their options the same way (e.g. kd=0.5,temperature=4).")
+            + f". {weighted} take their options the same way (e.g. kd=0.5,temperature=4).")
 
 
 Terms = Annotated[Optional[list[str]], typer.Option("--term", help=_terms_help(), rich_help_panel=DISTILL)]

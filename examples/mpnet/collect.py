@@ -68,7 +68,8 @@ def deployed(bench: dict, main: str, best_teacher: float, seeds: dict) -> list[s
         small = name.startswith("c-")
         need_r, need_x = (SMALL_RETENTION, SMALL_X) if small else (DEPLOYED_RETENTION, DEPLOYED_X)
         ok = retention >= need_r and speed >= need_x and (small or loss <= MAX_BACKEND_LOSS_POINTS)
-        lines.append(f"- {name}: {100 * retention:.1f}% of the best teacher ({len(values)} seeds, bf16; target "
+        n_seeds = f"{len(values)} seed{'s' if len(values) != 1 else ''}"
+        lines.append(f"- {name}: {100 * retention:.1f}% of the best teacher ({n_seeds}, bf16; target "
                      f"≥ {100 * need_r:.0f}%) at {speed:.2f}× the teacher's fastest backend ({BACKEND_NAMES.get(fastest['backend'])}; "
                      f"target ≥ {need_x:g}×); at most {loss:.2f} points lost to bf16/int8"
                      + ("" if small else f" (target ≤ {MAX_BACKEND_LOSS_POINTS:g})")
