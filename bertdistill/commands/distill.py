@@ -37,6 +37,7 @@ def command(
     try:
         distill(DistillRunConfig(recipe=str(config_file), overrides=overrides, plan_only=plan, quiet=quiet))
     except KeyboardInterrupt as exc:  # Ctrl-C: one line (typer would exit 130 silently), no traceback
-        again = f"run `bertdistill distill --config {config_file}` again to continue"
+        rerun = f"bertdistill distill --config {config_file}" + (f" --output {output}" if output else "")
+        again = f"run `{rerun}` again to continue"
         typer.echo(f"interrupted: {exc}" if str(exc) else f"interrupted; {again}", err=True)
         raise typer.Exit(130) from None

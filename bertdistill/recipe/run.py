@@ -217,7 +217,8 @@ def write_step_configs(plan: Plan) -> None:
 
 def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
              log: Callable[[str], None] = print) -> RecipeResult:
-    """Run every step not done yet, in order; then write the report."""
+    """Run every step not done yet, in order; then write the report. ``recipe_file``: what follows
+    ``bertdistill distill --config`` to run this plan (the recipe, and ``--output`` when given)."""
     from bertdistill.model_card import made_by
     from bertdistill.recipe.report import write_report
 
