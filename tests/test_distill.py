@@ -312,6 +312,29 @@ def test_keyboard_interrupt_in_a_step_then_rerun_equals_uninterrupted(inputs, re
     assert_same_run(out, reference)
 
 
+def test_bench_stopped_before_its_json_is_not_done(inputs, reference, tmp_path, monkeypatch):
+    """The bench's JSON marks the step complete, so it is written last: stopped after the markdown (while the
+    cards get their speed), the step is not done and the rerun benches again."""
+    from bertdistill.recipe import run as recipe_run
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    real = recipe_run.write_speed_cards
+
+    def stopped(step, result):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe_run, "write_speed_cards", stopped)
+    assert run_cli("distill", "--config", recipe, "--quiet").code == 130
+    assert (out / "bench.md").is_file() and not (out / "bench.json").exists()
+    assert not state(out)["bench"]["done"]
+    monkeypatch.setattr(recipe_run, "write_speed_cards", real)
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert ran(again) == {"bench"} and "## Inference speed" in (out / "seed1" / "student" / "README.md").read_text()
+    assert_same_run(out, reference)
+
+
 def test_ctrl_c_inside_training_then_rerun_resumes_and_equals_uninterrupted(inputs, reference, tmp_path):
     from test_interrupt_resume import CtrlCAt, profiled
 
