@@ -5,6 +5,11 @@ pretrain-student, ``prune_report.json`` of prune) and writes ``README.md``: fron
 datasets with their content fingerprints, metrics) and a body naming the teachers, the data, the method and
 its loss terms, the metrics and the command or recipe that made the model. It is called inside the
 temporary folder, before the rename that publishes it, so a finished folder always carries its card.
+
+``write_speed(folder, rows, ...)``: a bench that timed the model adds (or replaces) its card's
+"Inference speed" section and ``bertdistill.speed`` in the front matter — examples/s per backend and batch
+size, the machine and the date — through a temporary file renamed over the card (``distill`` calls it
+from its bench step for the models the recipe made).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 CARD_FILE = "README.md"
+SPEED_BEGIN, SPEED_END = "<!-- bertdistill:speed -->", "<!-- /bertdistill:speed -->"
+"""Around the card's speed section, so a later bench replaces it."""
 
 _origin: list[str] = []
 """What made the models written now (``distill`` sets it to its recipe and step); empty: the single command."""
@@ -143,6 +150,67 @@ def write_model_card(folder: str | Path, name: str | None = None) -> Path | None
     text = f"---\n{_yaml(front)}\n---\n\n# {title}\n\n" + "\n".join(body) + "\n"
     path = folder / CARD_FILE
     path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _split_card(text: str) -> tuple[dict[str, Any], str]:
+    """A card's front matter and its body (the text after it)."""
+    import yaml
+
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        if end > 0:
+            front = yaml.safe_load(text[4:end]) or {}
+            return (front if isinstance(front, dict) else {}), text[end + 5:]
+    return {}, text
+
+
+def write_speed(folder: str | Path, rows: list[dict[str, Any]], machine: dict[str, Any], date: str,
+                metric: str | None = None, source: str = "bench") -> Path | None:
+    """Add the measured inference speed to ``folder/README.md`` (None when the folder has no card).
+
+    ``rows``: one per backend timed, ``{"backend", "row" (the bench's row name), "examples_per_second":
+    {batch size: ex/s}, "metric" (optional)}``; ``machine``: the bench's machine (cpu, device_name, threads,
+    torch, onnxruntime); ``date``: when it was measured. An earlier speed section is replaced; the card
+    is written to a temporary sibling and renamed over the old one."""
+    from bertdistill.io import atomic_write_text
+
+    path = Path(folder) / CARD_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    front, body = _split_card(text)
+    start, end = body.find(SPEED_BEGIN), body.find(SPEED_END)
+    if start >= 0 and end > start:  # the section of an earlier bench
+        body = body[:start].rstrip("\n") + "\n" + body[end + len(SPEED_END):].lstrip("\n")
+    sizes = list(dict.fromkeys(str(b) for r in rows for b in r.get("examples_per_second", {})))
+    where = machine.get("device_name") or machine.get("cpu") or "unknown machine"
+    what = (f"{where}, {machine.get('threads')} thread(s), torch {machine.get('torch')}, "
+            f"onnxruntime {machine.get('onnxruntime')}")
+    header = ["backend", "bench row"] + [f"examples/s at batch {b}" for b in sizes] + ([metric] if metric else [])
+    table = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for r in rows:
+        speed = r.get("examples_per_second", {})
+        cells = [str(r["backend"]), f"`{r.get('row', '')}`"]
+        cells += [f"{float(speed[b]):.1f}" if speed.get(b) is not None else "–" for b in sizes]
+        if metric:
+            cells.append(f"{float(r['metric']):.4f}" if r.get("metric") is not None else "–")
+        table.append("| " + " | ".join(cells) + " |")
+    section = [SPEED_BEGIN, "## Inference speed", "",
+               f"Measured by {source} on {date}; machine: {what}.", "", *table, "", SPEED_END, ""]
+    anchor = body.find("\n## How it was made")
+    section_text = "\n".join(section)
+    body = (body.rstrip("\n") + "\n\n" + section_text if anchor < 0 else
+            body[:anchor].rstrip("\n") + "\n\n" + section_text + body[anchor:])
+    info = front.setdefault("bertdistill", {})
+    if isinstance(info, dict):
+        info["speed"] = {"date": date, "machine": what,
+                         "examples_per_second": {r["backend"]: {str(b): _number(v) for b, v in
+                                                                r.get("examples_per_second", {}).items()}
+                                                 for r in rows}}
+    head = f"---\n{_yaml(front)}\n---\n" if front else ""
+    atomic_write_text(path, head + body if body.startswith("\n") or not head else head + "\n" + body)
     return path
 
 

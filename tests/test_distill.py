@@ -1,6 +1,7 @@
 """``bertdistill distill``: a recipe file runs the whole method on tiny models; --plan matches what runs; a second
 run skips every step; one changed setting reruns only the steps it affects; a wrong recipe is one line, exit 2,
-before any step; an interrupted run, run again, ends as an uninterrupted one; model cards carry front matter."""
+before any step; an interrupted run (Ctrl-C or kill -9, in a training step, an export, between steps), run again,
+ends as an uninterrupted one; model cards carry front matter and, once benched, the measured speed."""
 
 from __future__ import annotations
 
@@ -116,6 +117,56 @@ def test_model_cards(full):
         assert "bertdistill distill --config" in card.read_text(), folder
     front = read_front_matter(out / "student" / "README.md")
     assert front["bertdistill"]["teachers"] == ["t1", "t2"]
+    # the bench step wrote the measured speed into the cards of the benched models the recipe made
+    bench = json.loads((out / "bench.json").read_text())
+    for folder, row in (("student", "student"), ("teachers/t1", "t1")):
+        card = (out / folder / "README.md").read_text()
+        speed = read_front_matter(out / folder / "README.md")["bertdistill"]["speed"]
+        assert set(speed["examples_per_second"]) == {"torch", "onnx-int8"}, folder
+        assert speed["date"] == bench["created"] and bench["machine"]["cpu"] in speed["machine"]
+        for backend, name in (("torch", row), ("onnx-int8", f"{row}-int8")):
+            measured = next(m for m in bench["models"] if m["name"] == name)["throughput_ex_s"]
+            assert speed["examples_per_second"][backend] == {b: round(v, 6) for b, v in measured.items()}
+            line = next(x for x in card.splitlines() if x.startswith(f"| {backend} | `{name}` |"))
+            assert line.split(" | ")[2:4] == [f"{measured['1']:.1f}", f"{measured['8']:.1f}"], line
+        assert card.count("## Inference speed") == 1
+        assert card.index("## Inference speed") < card.index("## How it was made")
+    for folder in ("student-pruned", "student-stage1"):  # not benched
+        assert "## Inference speed" not in (out / folder / "README.md").read_text()
+
+
+def test_card_speed_section_is_replaced_atomically(tmp_path):
+    """write_speed adds the speed rows (body and front matter) before "How it was made", a later bench replaces
+    them (one section), the card is renamed over (a new file, no temporary left), a folder without a card is
+    left alone."""
+    from bertdistill.model_card import read_front_matter, write_speed
+
+    card = tmp_path / "README.md"
+    card.write_text("---\ntags:\n- bertdistill\n---\n\n# m\n\n## Metrics\n\n- map: 0.9\n\n"
+                    "## How it was made\n\nby hand\n")
+    machine = {"cpu": "Test CPU", "device_name": "Test CPU", "threads": 2, "torch": "2.x", "onnxruntime": "1.x"}
+    rows = [{"backend": "torch", "row": "student", "examples_per_second": {"1": 10.04, "32": 200.0}, "metric": 0.9},
+            {"backend": "onnx-int8", "row": "student-int8", "examples_per_second": {"1": 30.0, "32": 650.44},
+             "metric": None}]
+    inode = card.stat().st_ino
+    assert write_speed(tmp_path, rows, machine, "2026-01-02T03:04:05+00:00", metric="test map") == card
+    assert card.stat().st_ino != inode and [p.name for p in tmp_path.iterdir()] == ["README.md"]
+    text = card.read_text()
+    assert "| torch | `student` | 10.0 | 200.0 | 0.9000 |" in text
+    assert "| onnx-int8 | `student-int8` | 30.0 | 650.4 | – |" in text
+    assert "2026-01-02T03:04:05+00:00" in text and "Test CPU, 2 thread(s)" in text
+    assert text.index("## Metrics") < text.index("## Inference speed") < text.index("## How it was made")
+    front = read_front_matter(card)
+    assert front["tags"] == ["bertdistill"]
+    assert front["bertdistill"]["speed"]["examples_per_second"] == {"torch": {"1": 10.04, "32": 200.0},
+                                                                   "onnx-int8": {"1": 30.0, "32": 650.44}}
+    rows[0]["examples_per_second"] = {"1": 11.0, "32": 210.0}
+    write_speed(tmp_path, rows[:1], machine, "2026-02-03T00:00:00+00:00")
+    text = card.read_text()
+    assert text.count("## Inference speed") == 1 and "| torch | `student` | 11.0 | 210.0 |" in text
+    assert "onnx-int8" not in text and "2026-01-02" not in text and text.endswith("by hand\n")
+    assert read_front_matter(card)["bertdistill"]["speed"]["date"] == "2026-02-03T00:00:00+00:00"
+    assert write_speed(tmp_path / "none", rows, machine, "today") is None
 
 
 def test_second_run_skips_and_one_change_reruns_only_what_it_affects(full):
@@ -200,11 +251,18 @@ def bench_metrics(out: Path) -> dict[str, float]:
     return {m["name"]: m["metrics"][bench["main_metric"]] for m in bench["models"]}
 
 
+def report_metrics(out: Path) -> list[list[str]]:
+    """The bench table of report.md without its timing columns: model, backend, the main metric."""
+    text = (out / "report.md").read_text().split("## Bench", 1)[1].split("\n## ", 1)[0]
+    return [line.split(" | ")[:3] for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+
+
 def assert_same_run(out: Path, reference: Path) -> None:
     got, want = students(out), students(reference)
     for seed in want:
         assert all(torch.equal(got[seed][k], want[seed][k]) for k in want[seed]), seed
     assert bench_metrics(out) == bench_metrics(reference)
+    assert report_metrics(out) == report_metrics(reference) and len(report_metrics(out)) == 7
 
 
 @pytest.fixture(scope="module")
@@ -216,12 +274,16 @@ def reference(inputs, tmp_path_factory):
     return out
 
 
-def test_seeds_report_mean_and_std(reference):
+def test_seeds_report_mean_and_std(inputs, reference):
     assert (reference / "seed1" / "student").is_dir() and (reference / "seed2" / "student").is_dir()
     assert set(bench_metrics(reference)) == {"t1", "t1-int8", "student-seed1", "student-seed1-int8",
                                              "student-seed2", "student-seed2-int8"}
     report = (reference / "report.md").read_text()
     assert "mean ± std over the seeds" in report and "±" in report.split("mean ± std over the seeds")[1]
+    for seed in (1, 2):  # the bench wrote each student's speed into its card; the given teacher is left alone
+        card = (reference / f"seed{seed}" / "student" / "README.md").read_text()
+        assert f"| torch | `student-seed{seed}` |" in card and f"| onnx-int8 | `student-seed{seed}-int8` |" in card
+    assert not list((inputs / "bert").glob("README*")) and not list((inputs / "bert").glob(".README*"))
 
 
 def test_keyboard_interrupt_in_a_step_then_rerun_equals_uninterrupted(inputs, reference, tmp_path, monkeypatch):
@@ -240,11 +302,36 @@ def test_keyboard_interrupt_in_a_step_then_rerun_equals_uninterrupted(inputs, re
 
     monkeypatch.setattr(recipe_run, "runner", interrupted)
     first = run_cli("distill", "--config", recipe, "--quiet")
-    assert first.code == 130
+    assert first.code == 130 and "Traceback" not in first.err
+    assert first.err.strip() == (f"interrupted: step 'export student seed 1' stopped; "
+                                 f"run `bertdistill distill --config {recipe}` again to continue")
     monkeypatch.setattr(recipe_run, "runner", real)
     second = run_cli("distill", "--config", recipe, "--quiet")
     assert second.code == 0, second.err
     assert ran(second) == {"export student seed 1", "export student seed 2", "bench"}
+    assert_same_run(out, reference)
+
+
+def test_bench_stopped_before_its_json_is_not_done(inputs, reference, tmp_path, monkeypatch):
+    """The bench's JSON marks the step complete, so it is written last: stopped after the markdown (while the
+    cards get their speed), the step is not done and the rerun benches again."""
+    from bertdistill.recipe import run as recipe_run
+
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    real = recipe_run.write_speed_cards
+
+    def stopped(step, result):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe_run, "write_speed_cards", stopped)
+    assert run_cli("distill", "--config", recipe, "--quiet").code == 130
+    assert (out / "bench.md").is_file() and not (out / "bench.json").exists()
+    assert not state(out)["bench"]["done"]
+    monkeypatch.setattr(recipe_run, "write_speed_cards", real)
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert ran(again) == {"bench"} and "## Inference speed" in (out / "seed1" / "student" / "README.md").read_text()
     assert_same_run(out, reference)
 
 
@@ -256,7 +343,8 @@ def test_ctrl_c_inside_training_then_rerun_resumes_and_equals_uninterrupted(inpu
     hook = CtrlCAt("torch/optim/", nth=3)  # Ctrl-C inside the third optimizer step of stage 2, seed 1
     first = profiled(hook, lambda: run_cli("distill", "--config", recipe, "--quiet"))
     assert hook.fired
-    assert first.code == 2 and "checkpoint saved" in first.err, first.err
+    assert first.code == 130 and "checkpoint saved" in first.err, first.err
+    assert "interrupted: step 'stage 2 seed 1' stopped" in first.err and "distill --config" in first.err
     assert (out / "seed1" / "student" / "checkpoints").is_dir()
     second = run_cli("distill", "--config", recipe, "--quiet")
     assert second.code == 0, second.err
@@ -291,6 +379,99 @@ def test_kill_9_then_rerun_equals_uninterrupted(inputs, reference, tmp_path):
     assert again.code == 0, again.err
     assert "label train" not in ran(again) and "bench" in ran(again)
     assert_same_run(out, reference)
+
+
+def start_distill(recipe: Path, **kwargs):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "bertdistill", "distill", "--config", str(recipe), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+
+
+def wait_for(proc, found, seconds: float = 300) -> None:
+    """Poll until ``found()`` or the process ends (a busy machine may take long to get there)."""
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None and not found():
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be interrupted: " + proc.stderr.read().decode()
+
+
+def test_kill_9_inside_an_export_then_rerun_equals_uninterrupted(inputs, reference, tmp_path):
+    """SIGKILL while the student's ONNX export is being written (its temporary folder exists): the folder is
+    not published, the step is not done, and the rerun exports again (only what is left) to the same end."""
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    leftovers = lambda: list((out / "onnx").glob(".student-seed1.tmp-*"))  # noqa: E731
+    proc = start_distill(recipe)
+    try:
+        wait_for(proc, leftovers)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert leftovers() and not (out / "onnx" / "student-seed1").exists()  # killed inside the step
+    assert state(out)["export student seed 1"]["done"] is False
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert ran(again) == {"export student seed 1", "export student seed 2", "bench"}
+    assert not leftovers() and (out / "onnx" / "student-seed1" / ".complete").is_file()
+    assert_same_run(out, reference)
+
+
+def test_ctrl_c_of_the_command_then_rerun_equals_uninterrupted(inputs, reference, tmp_path):
+    """SIGINT (Ctrl-C in a terminal) to `bertdistill distill` while a student trains: one line naming the step
+    and how to continue, exit 130, no traceback; running the recipe again resumes and ends as the reference."""
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    # a shell starting the suite in the background makes children ignore SIGINT: give Ctrl-C back, as a terminal has
+    proc = start_distill(recipe, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for(proc, lambda: (out / "seed1" / "student" / "checkpoints").is_dir())  # stage 2 seed 1 is training
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted: step '" in err, err
+    assert "run `bertdistill distill --config" in err and "again to continue" in err, err
+    if "step 'stage 2 seed 1'" in err:  # the usual case: stopped at the loop's next safe point, with a checkpoint
+        assert "checkpoint saved" in err, err
+    assert not state(out).get("bench", {}).get("done")
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert "label train" not in ran(again) and "bench" in ran(again)
+    assert_same_run(out, reference)
+
+
+def test_a_corpus_published_before_its_note_is_claimed_by_the_rerun(inputs, tmp_path):
+    """Killed between publishing the corpus and writing its `.corpus.jsonl.bertdistill` note: the rerun's
+    --overwrite would refuse the file as a stranger's; the state shows the recipe wrote it, so it is claimed."""
+    from bertdistill.errors import UserError
+    from bertdistill.io import check_replaceable
+    from bertdistill.recipe import load_recipe, make_plan
+    from bertdistill.recipe.run import State, prepare
+
+    out = tmp_path / "run"
+    plan = make_plan(load_recipe(write(tmp_path / "recipe.yaml", full_recipe(inputs, out))))
+    step = plan.step("corpus")
+    out.mkdir()
+    step.output.write_text('{"query": "q", "passage": "p"}\n')  # published; no note, no sidecar yet
+    stranger = State(out)
+    prepare(step, stranger)  # no state entry: the recipe never ran this step, the file is not claimed
+    with pytest.raises(UserError, match="not written by bertdistill"):
+        check_replaceable(step.output)
+    killed = State(out)
+    killed.steps["corpus"] = {"fingerprint": step.fingerprint, "started": 0.0, "done": False}
+    prepare(step, killed)
+    assert step.config.overwrite and not killed.is_done(step)
+    check_replaceable(step.output)
 
 
 def test_model_card_of_a_single_command(inputs, tmp_path):

@@ -12,8 +12,9 @@ HELP = """Run a whole distillation recipe (YAML or JSON): teachers (given or fin
 and the teachers' labels, the student (cut by prune or copied from a teacher), stage 1 and stage 2 per
 seed, ONNX export and the bench, ending with report.md. Settings shared by the steps (max_length,
 mixed_precision, seeds, data) are stated once. A step whose output is complete and was made with the same
-settings is skipped, so an interrupted run resumes; changing a setting reruns that step and those after
-it. --plan prints the steps with the single command equivalent to each.
+settings is skipped, so an interrupted run (Ctrl-C, kill -9) resumes when run again; changing a setting
+reruns that step and those after it. --plan prints the steps with the single command equivalent to each.
+After the bench, the model cards of the benched students and fine-tuned teachers carry their speed.
 
 Example:
   bertdistill distill --config examples/demo/recipe.yaml --plan
@@ -33,4 +34,10 @@ def command(
     if config_file is None:
         raise UserError("no recipe given", "--config", "add --config RECIPE.yaml")
     overrides = {"output": str(output)} if output else {}
-    distill(DistillRunConfig(recipe=str(config_file), overrides=overrides, plan_only=plan, quiet=quiet))
+    try:
+        distill(DistillRunConfig(recipe=str(config_file), overrides=overrides, plan_only=plan, quiet=quiet))
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line (typer would exit 130 silently), no traceback
+        rerun = f"bertdistill distill --config {config_file}" + (f" --output {output}" if output else "")
+        again = f"run `{rerun}` again to continue"
+        typer.echo(f"interrupted: {exc}" if str(exc) else f"interrupted; {again}", err=True)
+        raise typer.Exit(130) from None

@@ -65,7 +65,8 @@ def distill(config: DistillRunConfig, log: Callable[[str], None] = print):
         for line in plan_lines(plan):
             log(line)
         return plan
-    return run_plan(plan, config.recipe, show_progress=not config.quiet, log=log)
+    invocation = config.recipe + (f" --output {config.overrides['output']}" if "output" in config.overrides else "")
+    return run_plan(plan, invocation, show_progress=not config.quiet, log=log)
 
 
 __all__ = ["DistillRunConfig", "Plan", "Recipe", "Step", "distill", "load_recipe", "make_plan", "plan_lines"]

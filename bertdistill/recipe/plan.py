@@ -61,6 +61,9 @@ class Step:
     """teacher, student, student-export, teacher-export, or "" (corpus, labels, prune, bench)."""
     extra_args: list[str] = field(default_factory=list)
     """Options of the single command that are no part of its config (bench's --json, --markdown, --plot)."""
+    cards: dict[str, str] = field(default_factory=dict)
+    """Bench only: bench row → the model folder made by the recipe (a trained teacher, a student) whose
+    model card gets that row's measured speed."""
     fingerprint: str = ""
 
     @property
@@ -354,12 +357,13 @@ def _bench_step(recipe, root, test, teachers, teacher_of, exported, student_step
     if "models" in bench.settings or "data" in bench.settings:
         raise UserError("bench.settings.models and .data are set by the recipe", at,
                         "list teachers and backends under bench instead; the data is data.test")
-    models, needs = [], []
+    models, needs, cards = [], [], {}
     names = bench.teachers if bench.teachers is not None else list(teachers)[:1]
     rows = [(name, *teacher_of(name, f"{at}.teachers"), name) for name in names]
     rows += [(f"student-seed{s.seed}" if several else "student", str(s.output), [s.name],
               f"student seed {s.seed}" if several else "student") for s in student_steps]
     for row, path, row_needs, export_key in rows:
+        made_here = bool(row_needs)  # a trained teacher or a student, not a folder the recipe was given
         for backend in bench.backends:
             folder = path
             if known[backend].export:
@@ -369,8 +373,10 @@ def _bench_step(recipe, root, test, teachers, teacher_of, exported, student_step
                                     else "add export: {settings: {int8: true}}")
                 folder = exported[export_key]
                 row_needs = row_needs + [f"export {export_key}"]
-            models.append(f"{row}{ROW_SUFFIX.get(backend, '-' + backend)}={folder}"
-                          + ("" if backend == "torch" else f":{backend}"))
+            name = f"{row}{ROW_SUFFIX.get(backend, '-' + backend)}"
+            models.append(f"{name}={folder}" + ("" if backend == "torch" else f":{backend}"))
+            if made_here:
+                cards[name] = path
         needs += row_needs
     config = _build("bench", {"models": models, "data": test, "max_length": recipe.max_length}, bench.settings,
                     at + ".settings")
@@ -378,7 +384,7 @@ def _bench_step(recipe, root, test, teachers, teacher_of, exported, student_step
     extra = ["--json", str(out), "--markdown", str(root / "bench.md"), "--overwrite"]
     if _has_matplotlib():
         extra[-1:-1] = ["--plot", str(root / "bench.png")]
-    return Step("bench", "bench", config, out, needs=list(dict.fromkeys(needs)), extra_args=extra)
+    return Step("bench", "bench", config, out, needs=list(dict.fromkeys(needs)), extra_args=extra, cards=cards)
 
 
 def _has_matplotlib() -> bool:

@@ -6,7 +6,14 @@ finished (written atomically before and after each step). A step is done when it
 ``.complete`` marker; a corpus's sidecar; the bench's JSON) AND the state's fingerprint is the step's AND it
 finished (or its output was completed after it started: killed between the two writes). An interrupted
 training step resumes from its checkpoints (``resume=True``); ``label`` continues its partial store; the
-other steps write atomically and simply run again.
+other steps write atomically and simply run again. The completion mark is written last: a folder's
+``.complete`` inside its temporary sibling before the rename, the bench's JSON after its markdown, plot and
+the speed rows of the model cards, so nothing half-written looks finished after a kill -9. A file output
+left without its ``.<name>.bertdistill`` note by a kill (a corpus published, its note not yet written) is
+claimed again when the state shows this recipe's step wrote it, so the rerun may replace it.
+
+Ctrl-C in a step ends the run with one line naming the step and how to continue (run the recipe again),
+exit 130; a training step first saves a checkpoint at its next safe point.
 """
 
 from __future__ import annotations
@@ -18,10 +25,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bertdistill.config import save_config
+from bertdistill.errors import UserError
 from bertdistill.io import COMPLETE_MARKER, atomic_write_text, read_json
 from bertdistill.recipe.plan import Plan, Step
 
 STATE_FILE = "distill_state.json"
+
+
+class StepInterrupted(KeyboardInterrupt):
+    """Ctrl-C in a step: the CLI prints ``interrupted: <the step, what was kept, how to continue>``, exit 130."""
 
 
 @dataclass
@@ -77,12 +89,33 @@ class State:
         return bool(entry.get("done")) or when >= entry.get("started", float("inf"))
 
 
+def claim_files(step: Step, state: State) -> None:
+    """A file output of this step (corpus and its sidecar, the bench's files) that a killed run published but
+    had not yet noted as bertdistill's: note it now, as the state shows this recipe's step wrote that path
+    (else ``--overwrite`` would refuse it as a stranger's file and the rerun would stop there)."""
+    from bertdistill.io import is_bertdistill_file, mark_written
+
+    if not step.is_file_output() or step.name not in state.steps:
+        return
+    if step.kind == "corpus":
+        from bertdistill.data.corpus_spec import sidecar_path
+
+        paths = [step.output, sidecar_path(step.output)]
+    else:
+        args = dict(zip(step.extra_args[0::2], step.extra_args[1::2]))
+        paths = [Path(args[k]) for k in ("--json", "--markdown", "--plot") if args.get(k)]
+    for path in paths:
+        if path.is_file() and not path.is_symlink() and not is_bertdistill_file(path):
+            mark_written(path, step.command)
+
+
 def prepare(step: Step, state: State) -> None:
     """Set how the step treats what its output holds: resume its own interrupted run, replace anything else."""
     entry = state.steps.get(step.name) or {}
     same = entry.get("fingerprint") == step.fingerprint
     out, config = step.output, step.config
     exists = out.exists() or out.is_symlink()
+    claim_files(step, state)
     if step.kind in ("finetune", "pretrain"):
         config.resume = same and (out / "checkpoints").is_dir()
         config.overwrite = exists and not config.resume
@@ -129,10 +162,49 @@ def runner(step: Step, show_progress: bool) -> Callable[[], Any]:
         check_config(c)
         args = dict(zip(step.extra_args[0::2], step.extra_args[1::2]))
         result = run_bench(c, show_progress=show_progress)
-        write_outputs(result, args.get("--json"), args.get("--markdown"), args.get("--plot"))
+        write_outputs(result, None, args.get("--markdown"), args.get("--plot"))
+        write_speed_cards(step, result)
+        write_outputs(result, args.get("--json"))  # last: the JSON marks the step complete
         return result
 
     return bench
+
+
+def write_speed_cards(step: Step, result) -> list[Path]:
+    """The bench's speed rows into the model cards of the folders the recipe made (``step.cards``)."""
+    from bertdistill.model_card import write_speed
+
+    per_folder: dict[str, list[dict[str, Any]]] = {}
+    for m in result.models:
+        folder = step.cards.get(m.name)
+        if folder is not None:
+            per_folder.setdefault(folder, []).append(
+                {"backend": m.backend, "row": m.name, "examples_per_second": dict(m.throughput_ex_s),
+                 "metric": m.metrics.get(result.main_metric)})
+    written = []
+    for folder, rows in per_folder.items():
+        path = write_speed(folder, rows, result.machine, result.created, metric=f"test {result.main_metric}",
+                           source="the recipe's bench step")
+        if path is not None:
+            written.append(path)
+    return written
+
+
+def run_step(step: Step, run: Callable[[], Any], recipe_file: str) -> Any:
+    """Run one step; Ctrl-C inside it (also as the training loop's "interrupted ... checkpoint saved" error)
+    becomes ``StepInterrupted``: the step, what was kept, and the one way to continue — the recipe again."""
+    again = f"run `bertdistill distill --config {recipe_file}` again to continue"
+    try:
+        return run()
+    except StepInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise StepInterrupted(f"step {step.name!r} stopped; {again}") from None
+    except UserError as exc:
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        kept = exc.what.removeprefix("interrupted ")
+        raise StepInterrupted(f"step {step.name!r} stopped ({kept}); {again}") from None
 
 
 def write_step_configs(plan: Plan) -> None:
@@ -145,7 +217,8 @@ def write_step_configs(plan: Plan) -> None:
 
 def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
              log: Callable[[str], None] = print) -> RecipeResult:
-    """Run every step not done yet, in order; then write the report."""
+    """Run every step not done yet, in order; then write the report. ``recipe_file``: what follows
+    ``bertdistill distill --config`` to run this plan (the recipe, and ``--output`` when given)."""
     from bertdistill.model_card import made_by
     from bertdistill.recipe.report import write_report
 
@@ -169,7 +242,7 @@ def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
         started = time.perf_counter()
         with made_by(f"`bertdistill distill --config {recipe_file}`, step *{step.name}* "
                      f"(equivalent alone: `{line}`)."):
-            runner(step, show_progress)()
+            run_step(step, runner(step, show_progress), recipe_file)
         seconds = time.perf_counter() - started
         state.steps[step.name].update(done=True, seconds=round(seconds, 2))
         state.save()
