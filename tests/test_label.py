@@ -254,3 +254,44 @@ def test_teachers_of_different_architectures(tmp_path, teachers):
         np.testing.assert_allclose(store.logits("d")[i], out.logits[0].numpy(), atol=1e-5)
         np.testing.assert_allclose(store.hidden("d", [i], [2])[0, 0], out.hidden_states[2][0, 0].numpy(),
                                    atol=2e-3, rtol=2e-3)
+
+
+def test_finish_opens_one_shard_at_a_time(tmp_path, teachers, monkeypatch):
+    """Issue 34: after labeling, the shards were all opened at once (every memory map kept open) for the
+    metrics, even for unlabeled data, so peak memory grew with the rows. Now unlabeled data opens none of them
+    (publishing peeks at the first one's columns), and labeled data one at a time, with the same metrics."""
+    import datasets
+    from bertdistill.metrics import compute_metrics
+
+    opened, live, peak = [], set(), [0]
+    load = datasets.Dataset.load_from_disk
+
+    def counting(path, *args, **kwargs):
+        ds = load(path, *args, **kwargs)
+        opened.append(Path(path).name)
+        key = len(opened)
+        live.add(key)
+        peak[0] = max(peak[0], len(live))
+        import weakref
+        weakref.finalize(ds._data.table, live.discard, key)  # the Arrow table holds the memory map
+        return ds
+
+    monkeypatch.setattr(datasets.Dataset, "load_from_disk", staticmethod(counting))
+    data = write_mixed_pairs(tmp_path / "mixed.tsv", n=45)
+    unlabeled = DataSpec(path=str(data), unlabeled=True)
+    label(LabelConfig(teachers=[str(teachers[0])], data=unlabeled, output=str(tmp_path / "u"), shard_rows=10,
+                      quiet=True))
+    assert len(opened) >= 5 and peak[0] == 1  # checked and published shard by shard, none kept open
+
+    opened.clear()
+    peak[0] = 0
+    out = label(LabelConfig(teachers=[f"ta={teachers[0]}", f"tb={teachers[1]}"], data=DataSpec(path=str(data)),
+                            output=str(tmp_path / "l"), shard_rows=10, quiet=True))
+    assert len(opened) >= 2 * 5 and peak[0] == 1  # each teacher's logits for the metrics, shard by shard
+    monkeypatch.undo()
+    store = LabelStore.open(out)
+    rows = load_task_data(DataSpec(path=str(data)))
+    for t in range(2):
+        want = compute_metrics("classification", store.label_names, np.asarray(rows.column("label")),
+                               store.logits(t))
+        assert store.teachers[t]["metrics"] == pytest.approx(want)

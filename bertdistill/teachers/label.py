@@ -238,12 +238,12 @@ def _finish(writer: StoreWriter, plan: list[ShardSpan], teachers: list[Teacher],
             label_names: list[str], fingerprint: dict, config: LabelConfig, say) -> None:
     from bertdistill.metrics import compute_metrics
 
-    parts = writer.read_shards(plan)
+    writer.check_shards(plan)
     infos = []
     for t in teachers:
         info = t.info()
-        if data.has_labels:
-            logits = np.concatenate([np.asarray(p[logits_column(t.name)], dtype=np.float32) for p in parts])
+        if data.has_labels:  # the shards are read back only here, one at a time (memory stays flat in rows)
+            logits = writer.read_column(plan, logits_column(t.name))
             info["metrics"] = compute_metrics(data.kind, label_names, data.labels(), logits, data.group_codes)
         else:
             info["metrics"] = None

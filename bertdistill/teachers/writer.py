@@ -95,15 +95,24 @@ class StoreWriter:
             shutil.rmtree(final)
         os.replace(tmp, final)
 
-    def read_shards(self, plan: Sequence[ShardSpan]) -> list[datasets.Dataset]:
-        """Every shard of ``plan`` (numpy format); a missing one is a user error."""
-        parts = []
+    def check_shards(self, plan: Sequence[ShardSpan]) -> None:
+        """A shard of ``plan`` missing after labeling is a user error."""
         for span in plan:
             if not self.has_shard(span):
                 raise UserError(f"shard {span.name} is missing after labeling", str(self.work),
                                 "run the same command again to label it")
-            parts.append(datasets.Dataset.load_from_disk(str(self.work / SHARDS_DIR / span.name)).with_format("numpy"))
-        return parts
+
+    def read_column(self, plan: Sequence[ShardSpan], column: str, dtype=np.float32) -> np.ndarray:
+        """``column`` of every shard of ``plan``, in row order (a missing shard is a user error). One shard is
+        open at a time and its values are copied out: keeping every shard's memory map open would make
+        resident memory grow with the rows (the pages each map touches count)."""
+        self.check_shards(plan)
+        parts = []
+        for span in plan:
+            shard = datasets.Dataset.load_from_disk(str(self.work / SHARDS_DIR / span.name)).with_format("numpy")
+            parts.append(np.array(shard[column], dtype=dtype, copy=True))
+            del shard
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
     def publish(self, num_rows: int, plan: Sequence[ShardSpan], fields: dict[str, Any]) -> Path:
         """Write meta.json (each teacher's entry gains its ``columns``), the root's dataset files and the
