@@ -92,3 +92,13 @@ def test_a_resumed_objective_keeps_its_trained_projection():
     resumed.load_state_dict(saved)
     resumed(*_batch(seed=3))
     assert torch.equal(resumed_pkd.projections["w16"].weight, pkd.projections["w16"].weight)
+
+
+def test_a_checkpoint_from_before_the_fitted_start_loads_as_fitted():
+    objective, pkd, _ = _pkd(projection_start="random")
+    old = {k: v for k, v in objective.state_dict().items() if not k.endswith("unfitted")}
+    resumed, resumed_pkd, _ = _pkd()
+    resumed.load_state_dict(old)  # strict: no missing key
+    assert resumed_pkd.unfitted.tolist() == [False]
+    resumed(*_batch())
+    assert torch.equal(resumed_pkd.projections["w16"].weight, pkd.projections["w16"].weight)

@@ -69,10 +69,14 @@ class PatientCls(LossTerm):
         # refit). From a random start, the first updates of a β-weighted loss near its maximum (2) rewrite the
         # student's lower layers to serve a random map: a pretrained MiniLM under an MPNet teacher collapsed to
         # one class on MRPC while KD alone reached 0.80 (examples/mpnet/RESULTS.md).
-        unfitted = [key for key in self.projections
-                    if self.options.projection_start == "fit" and not self._pruned_start(key)]
-        self.register_buffer("unfitted", torch.tensor([key in unfitted for key in self.projections], dtype=torch.bool),
-                             persistent=True)
+        self.register_buffer("unfitted", torch.tensor([self.options.projection_start == "fit"
+                                                       and not self._pruned_start(key) for key in self.projections],
+                                                      dtype=torch.bool))
+        self._register_load_state_dict_pre_hook(self._fitted_if_missing)
+
+    def _fitted_if_missing(self, state_dict, prefix, *args) -> None:
+        """A checkpoint written before the fitted start holds trained projections: never refit them."""
+        state_dict.setdefault(prefix + "unfitted", torch.zeros(len(self.projections), dtype=torch.bool))
 
     def _pruned_start(self, key: str) -> bool:
         return residual_index(self.ctx, int(key[1:])) is not None
