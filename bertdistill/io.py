@@ -476,3 +476,20 @@ def hash_file(path: str | os.PathLike, digest=None):
 def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a file's bytes, in hex."""
     return hash_file(path).hexdigest()
+
+
+# -- whole columns of a datasets.Dataset ---------------------------------------------------------------------
+# In datasets 5, ``ds[name]`` is a lazy Column: numpy.asarray or list() over it reads one row at a time through
+# the formatter (about 30 µs a row: 0.6 s for a 10k-row label column, read again by every training run). These
+# read the column as one formatted batch (the dataset's row order and selection kept).
+
+def column_list(dataset, name: str) -> list:
+    """Column ``name`` of ``dataset`` as a Python list."""
+    return dataset.select_columns([name]).with_format(None)[:][name]
+
+
+def column_array(dataset, name: str, dtype=None):
+    """Column ``name`` of ``dataset`` as one numpy array (fixed-length list columns as 2-D and 3-D arrays)."""
+    import numpy as np
+
+    return np.asarray(dataset.select_columns([name]).with_format("numpy")[:][name], dtype=dtype)

@@ -1,14 +1,17 @@
-"""The demo's verdict (examples/demo/verdict.py) does not flip with which backend wins a timing race."""
+"""The verdict of a bench (bertdistill.bench.verdict, the demo's last lines) does not flip with which backend
+wins a timing race."""
 
 from __future__ import annotations
 
-import importlib.util
+from dataclasses import asdict
 
-from conftest import REPO
+from bertdistill.bench import verdict as verdict_module
 
-spec = importlib.util.spec_from_file_location("demo_verdict", REPO / "examples" / "demo" / "verdict.py")
-verdict = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(verdict)
+
+class verdict:  # noqa: N801 - the tests read the verdicts as dicts, with the demo's targets
+    @staticmethod
+    def judge(result: dict, students=None) -> list[dict]:
+        return [asdict(v) for v in verdict_module.judge(result, 0.95, 3.0, students)]
 
 
 def _result(teacher_speed: dict[str, float], student_speed: dict[str, float]) -> dict:
@@ -49,3 +52,15 @@ def test_the_student_is_judged_on_its_lowest_metric_among_near_tied_backends():
     assert clear["contenders"] == ["student-bf16"] and clear["metric"] == 0.9200
     assert clear["met"] is False  # 0.92 / 0.9699 = 94.9%
     assert abs(clear["retention"] - 0.92 / 0.9699) < 1e-9 and clear["speedup"] > 3
+
+
+def test_only_the_students_named_are_judged_and_the_lines_say_met_or_missed():
+    result = _result({"teacher": 300, "teacher-bf16": 760, "teacher-int8": 700},
+                     {"student": 1700, "student-bf16": 3000, "student-int8": 2000})
+    assert verdict.judge(result, students=["someone-else"]) == []
+    lines = verdict_module.verdict_lines(result, 0.95, 3.0, ["student-bf16"])
+    assert lines[0].startswith("teacher at its fastest backend (teacher-bf16): 760 ex/s at batch 32")
+    assert "0.9699 (teacher-bf16)" in lines[0]
+    assert lines[1].startswith("student-bf16 at its fastest backend (student-bf16): 3000 ex/s, 3.95×")
+    assert lines[1].endswith("= 94.9% of the teacher's best (targets ≥ 95% at ≥ 3×: MISSED)")
+    assert verdict_module.verdict_lines(result)[1].endswith("(no targets set)")

@@ -312,6 +312,41 @@ def test_keyboard_interrupt_in_a_step_then_rerun_equals_uninterrupted(inputs, re
     assert_same_run(out, reference)
 
 
+def test_ctrl_c_inside_label_is_one_line_and_the_rerun_continues_the_store(inputs, reference, tmp_path, monkeypatch):
+    """Ctrl-C after label's first shard: one line naming the step and the kept shards, exit 130; run again, the
+    store is continued (the first shard not relabeled) and the run ends as an uninterrupted one."""
+    import bertdistill.teachers.label as label_module
+
+    out = tmp_path / "run"
+    recipe_data = small_recipe(inputs, out)
+    recipe_data["label"] = {"shard_rows": 16}  # 64 training rows: 4 shards
+    recipe = write(tmp_path / "recipe.yaml", recipe_data)
+    real = label_module._label_shards
+    spans_labeled = []
+
+    def first_shard_then_ctrl_c(todo, *args, **kwargs):
+        spans_labeled.append(len(todo))
+        real(todo[:1], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(label_module, "_label_shards", first_shard_then_ctrl_c)
+    first = run_cli("distill", "--config", recipe, "--quiet")
+    lines = [line for line in first.err.splitlines() if line.strip()]
+    assert first.code == 130 and len(lines) == 1 and "Traceback" not in first.err, first.err
+    assert lines[0].startswith("interrupted: step 'label train' stopped (the finished shards are kept in ")
+    assert lines[0].endswith(f"); run `bertdistill distill --config {recipe}` again to continue")
+
+    def count_then_label(todo, *args, **kwargs):
+        spans_labeled.append(len(todo))
+        real(todo, *args, **kwargs)
+
+    monkeypatch.setattr(label_module, "_label_shards", count_then_label)
+    second = run_cli("distill", "--config", recipe, "--quiet")
+    assert second.code == 0, second.err
+    assert spans_labeled == [4, 3], "the rerun labels only the 3 shards the first run did not finish"
+    assert_same_run(out, reference)
+
+
 def test_bench_stopped_before_its_json_is_not_done(inputs, reference, tmp_path, monkeypatch):
     """The bench's JSON marks the step complete, so it is written last: stopped after the markdown (while the
     cards get their speed), the step is not done and the rerun benches again."""
@@ -485,83 +520,3 @@ def test_model_card_of_a_single_command(inputs, tmp_path):
     assert front["base_model"] == str(inputs / "bert") and "fine-tuned" in front["tags"]
     assert front["bertdistill"]["data_fingerprints"][0]["rows"] == 64
     assert "bertdistill finetune --config training_config.json" in (out / "README.md").read_text()
-
-
-# -- the demo recipe states the same steps as examples/demo/run.sh ---------------------------------------------
-
-REPO = Path(__file__).resolve().parents[1]
-
-#: Command → (module whose attribute the command calls, that attribute): patched to capture the config.
-LIBRARY = {"finetune": ("bertdistill.training.finetune", "finetune"),
-           "pretrain-student": ("bertdistill.training.pretrain", "pretrain_student"),
-           "label": ("bertdistill.teachers.label", "label"), "corpus": ("bertdistill.data.corpus", "build_corpus"),
-           "prune": ("bertdistill.prune", "prune"), "export": ("bertdistill.export.exporter", "export_model"),
-           "bench": ("bertdistill.bench", "run_bench")}
-
-
-def shell_commands(tmp_path: Path, out: Path) -> list[list[str]]:
-    """The bertdistill command lines examples/demo/run.sh runs (a stand-in bertdistill on PATH records them)."""
-    import os
-    import subprocess
-
-    bin_dir, record = tmp_path / "bin", tmp_path / "commands.jsonl"
-    bin_dir.mkdir()
-    fake = bin_dir / "bertdistill"
-    fake.write_text("#!/usr/bin/env python3\nimport json, sys\n"
-                    f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DEMO_OUT": str(out)}
-    subprocess.run(["bash", "examples/demo/run.sh"], cwd=REPO, env=env, capture_output=True)  # verdict.py fails
-    return [json.loads(line) for line in record.read_text().splitlines()]
-
-
-class Captured(Exception):
-    """Stops a command where it calls its library function, holding the config it built."""
-
-
-def captured_config(argv: list[str], monkeypatch):
-    import importlib
-
-    def capture(config, *args, **kwargs):
-        raise Captured(config)
-
-    module, name = LIBRARY[argv[0]]
-    monkeypatch.setattr(importlib.import_module(module), name, capture)
-    if argv[0] == "bench":
-        import bertdistill.bench
-
-        monkeypatch.setattr(bertdistill.bench, "check_config", lambda config: None)
-    try:
-        result = run_cli(*argv)
-    except Captured as exc:
-        return exc.args[0]
-    raise AssertionError((argv, result.err))
-
-
-def comparable(config) -> dict:
-    from bertdistill.config import config_to_dict
-
-    data = {k: v for k, v in config_to_dict(config).items() if k not in ("overwrite", "resume", "quiet",
-                                                                        "show_progress")}
-    if "models" in data:  # the bench rows are named after the recipe's teachers: compare what they load
-        data["models"] = [m.split("=", 1)[1] for m in data["models"]]
-    return data
-
-
-def test_demo_recipe_runs_the_steps_of_run_sh(tmp_path, monkeypatch):
-    from bertdistill.recipe import load_recipe, make_plan
-
-    monkeypatch.chdir(REPO)
-    out = tmp_path / "demo"
-    plan = make_plan(load_recipe("examples/demo/recipe.yaml", {"output": str(out)}), "recipe")
-    steps = {str(s.output): s for s in plan.steps}
-    commands = shell_commands(tmp_path, out)
-    assert len(commands) == len(plan.steps)
-    for argv in commands:
-        target = argv[argv.index("--json") + 1] if argv[0] == "bench" else argv[argv.index("--output") + 1]
-        step = steps[target]
-        assert step.command == argv[0], target
-        shell, recipe = comparable(captured_config(argv, monkeypatch)), comparable(step.config)
-        if argv[0] == "bench":
-            assert sorted(shell.pop("models")) == sorted(recipe.pop("models"))
-        assert shell == recipe, (step.name, {k: [(j, shell[k].get(j), recipe[k].get(j)) for j in shell[k] if shell[k][j] != recipe[k].get(j)] if isinstance(shell[k], dict) else (shell[k], recipe.get(k)) for k in shell if shell[k] != recipe.get(k)})

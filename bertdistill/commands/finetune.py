@@ -46,6 +46,10 @@ StudentLayers = Annotated[Optional[int], typer.Option("--student-layers", help="
                                                       rich_help_panel=STUDENT)]
 LayerMap = Annotated[str, typer.Option("--layer-map", help="Which layers: first, skip (evenly spaced) or 1-based i,j,k.",
                                        rich_help_panel=STUDENT)]
+StudentDropout = Annotated[Optional[float], typer.Option(
+    "--student-dropout", help="Set every dropout probability of the student (hidden, attention, classifier) to this; "
+                              "0 trains a small student about a quarter faster on CPU (default: the source's).",
+    rich_help_panel=STUDENT)]
 Head = Annotated[str, typer.Option(
     "--head", help="classes (one logit per label, softmax) or score (one relevance logit for binary/ranking data: "
                    "BCE on gold labels, sigmoid probabilities; ranks with sentence-transformers' CrossEncoder).",
@@ -179,7 +183,7 @@ Terms = Annotated[Optional[list[str]], typer.Option("--term", help=_terms_help()
 
 
 def student_config(student_from, model, student_layers, layer_map, student_config_path,
-                   trust_remote_code: bool = False, head: str = "classes"):
+                   trust_remote_code: bool = False, head: str = "classes", dropout: float | None = None):
     from bertdistill.config import config_from_dict
     from bertdistill.errors import UserError
     from bertdistill.io import read_json
@@ -192,8 +196,10 @@ def student_config(student_from, model, student_layers, layer_map, student_confi
 
     if head not in HEADS:
         raise UserError(f"unknown head {head!r}", "--head", f"use one of: {', '.join(HEADS)}")
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise UserError(f"dropout {dropout} is not a probability below 1", "--student-dropout", "give e.g. 0 or 0.1")
     cfg = StudentConfig(source=student_from or model, layers=student_layers, layer_map=layer_map,
-                        trust_remote_code=trust_remote_code, head=head)
+                        trust_remote_code=trust_remote_code, head=head, dropout=dropout)
     if student_config_path:
         text = str(student_config_path)
         if text.lstrip().startswith("{"):  # inline JSON
@@ -225,6 +231,7 @@ def _fields(data_prefix: str) -> dict[str, tuple[str, ...]]:
         "labels": ("labels",), "eval_labels": ("eval_labels",), "output": ("output",), "teacher": ("teacher_models",),
         "model": ("student.source",), "student_from": ("student.source",), "student_layers": ("student.layers",),
         "layer_map": ("student.layer_map",), "trust_remote_code": ("student.trust_remote_code",),
+        "student_dropout": ("student.dropout",),
         "student_config_path": tuple(f"student.{k}" for k in ("random_init", "layers", "width", "heads",
                                                                 "intermediate")),
         "term": ("distill.terms",), "overwrite": ("overwrite",), "resume": ("resume",),
@@ -258,7 +265,7 @@ def command(
     output: Output = None,
     model: c.ModelOpt = None,
     student_from: StudentFrom = None, student_layers: StudentLayers = None, layer_map: LayerMap = "first",
-    student_config_path: StudentConfigOpt = None, head: Head = "classes",
+    student_config_path: StudentConfigOpt = None, head: Head = "classes", student_dropout: StudentDropout = None,
     teacher_mode: TeacherMode = None, teacher_weights: TeacherWeights = None, teachers: Teachers = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Weight α of the teachers' soft loss; gold labels get 1−α.",
                                          rich_help_panel=DISTILL)] = 0.5,
@@ -299,7 +306,7 @@ def command(
         eval_labels=str(eval_labels) if eval_labels else None, teacher_models=teacher or None,
         output=str(output) if output else "",
         student=student_config(student_from, model, student_layers, layer_map, student_config_path,
-                               trust_remote_code, head),
+                               trust_remote_code, head, student_dropout),
         train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
                           grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from datasets.fingerprint import generate_random_fingerprint
 
 from bertdistill.errors import UserError
+from bertdistill.io import column_list
 from bertdistill.io import file_sha256  # noqa: F401  (callers read it from here too)
 
 TASK_KINDS = ("pair", "single", "ranking")
@@ -97,7 +98,7 @@ class TaskData:
         return "group" in self.dataset.column_names
 
     def column(self, name: str) -> list:
-        return list(self.dataset[name])
+        return column_list(self.dataset, name)
 
     def fingerprint(self) -> dict[str, Any]:
         """Content hash of the texts (not the gold labels: teachers label text, not answers)."""

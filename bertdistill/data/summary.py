@@ -25,17 +25,17 @@ def summarize(data: TaskData, tokenizer=None, max_length: int = 512, sample: int
         "label_names": data.label_names,
     }
     if data.has_labels:
-        counts = Counter(data.dataset["label"])
+        counts = Counter(data.column("label"))
         out["label_counts"] = {data.label_names[i]: counts.get(i, 0) for i in range(len(data.label_names))}
     if data.has_groups:
-        groups = list(data.dataset["group"])
+        groups = data.column("group")
         sizes = Counter(groups)
         out["groups"] = len(sizes)
         out["candidates_per_group"] = {"mean": float(np.mean(list(sizes.values()))),
                                        "max": int(max(sizes.values()))}
         if data.has_labels:
             positive = positive_label_index(data.label_names)
-            with_pos = {g for g, y in zip(groups, data.dataset["label"]) if y == positive}
+            with_pos = {g for g, y in zip(groups, data.column("label")) if y == positive}
             out["groups_with_positive"] = len(with_pos)
     if tokenizer is not None:
         rows = data.dataset if sample is None else data.dataset.select(range(min(sample, data.num_rows)))

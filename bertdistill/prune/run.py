@@ -351,7 +351,7 @@ def prune(config: PruneConfig) -> PruneResult:
         from bertdistill.models import label_permutation
 
         order = np.asarray(label_permutation(model_names, data.label_names, config.data.describe()))
-        targets["labels"] = order[np.asarray(data.dataset["label"], dtype=np.int64)]
+        targets["labels"] = order[np.asarray(data.column("label"), dtype=np.int64)]
 
     from bertdistill.families import input_names
 

@@ -276,7 +276,8 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
     for seed in recipe.seeds:
         base = root / f"seed{seed}" if several else root
         tag = f" seed {seed}" if several else ""
-        shape = {"source": source, "layers": layers, "layer_map": student.layer_map, "head": student.head}
+        shape = {"source": source, "layers": layers, "layer_map": student.layer_map, "head": student.head,
+                 "dropout": student.dropout}
         needs = list(source_needs)
         train_seed = {**shared_train, "seed": seed}
         if recipe.pretrain is not None:
@@ -290,7 +291,8 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
                             recipe.pretrain, at)
             steps.append(Step(f"stage 1{tag}", "pretrain", config, out, needs=needs + ["label corpus"], seed=seed,
                               role="stage1"))
-            shape = {"source": str(out), "layers": None, "layer_map": "first", "head": student.head}
+            shape = {"source": str(out), "layers": None, "layer_map": "first", "head": student.head,
+                     "dropout": student.dropout}
             needs = [f"stage 1{tag}"]
         at = f"{where}: finetune"
         train_checks(recipe.finetune, at)

@@ -53,26 +53,21 @@ def _bench(plan: Plan) -> dict[str, Any] | None:
 
 
 def targets_lines(plan: Plan, bench: dict[str, Any]) -> list[str]:
+    """The verdict (``bench.verdict``): the teacher at its fastest backend and its best metric over its backends,
+    then each student at its fastest with the recipe's targets met or missed."""
+    from bertdistill.bench.verdict import verdict_lines
+
     t = plan.recipe.targets
-    lines = []
-    teacher_rows = set()
-    for f in bench.get("fastest", []):
-        if bench.get("baseline") in f["rows"]:
-            teacher_rows.update(f["rows"])
-    for f in bench.get("fastest", []):
-        if set(f["rows"]) & teacher_rows:
-            continue
-        speed = f.get("speedup_paired_median") or f.get("speedup_vs_baseline_fastest")
-        retention = f.get("retention_vs_baseline_fastest")
-        checks = []
-        if t.retention is not None and retention is not None:
-            checks.append(("retention", retention, t.retention))
-        if t.speedup is not None and speed is not None:
-            checks.append(("speedup", speed, t.speedup))
-        verdict = "; ".join(f"{name} {value:.3f} (target ≥ {goal:g}: {'met' if value >= goal else 'MISSED'})"
-                            for name, value, goal in checks) or "no targets set"
-        lines.append(f"- {f['model']} at its fastest backend ({f['backend']}): {verdict}")
-    return lines
+    students = [m["name"] for m in bench.get("models", []) if m["name"].startswith("student")]
+    return verdict_lines(bench, t.retention, t.speedup, students)
+
+
+def final_lines(plan: Plan, seconds: float) -> list[str]:
+    """What ``distill`` prints last: the verdict when the recipe benched, and this run's wall time."""
+    bench = _bench(plan)
+    lines = [""] + targets_lines(plan, bench) if bench is not None else []
+    minutes, rest = divmod(round(seconds), 60)
+    return lines + [f"wall time of this run: {minutes} min {rest} s"]
 
 
 def write_report(plan: Plan, outcomes) -> Path:
@@ -111,7 +106,7 @@ def write_report(plan: Plan, outcomes) -> Path:
         if len(students) > 1:
             lines += ["", "Students per backend, mean ± std over the seeds: "
                       + "; ".join(f"{b} {mean_std(v)}" for b, v in by_backend.items())]
-        lines += ["", "## Targets", ""] + (targets_lines(plan, bench) or ["- none"])
+        lines += ["", "## Targets", ""] + (["- " + line for line in targets_lines(plan, bench)] or ["- none"])
         png = plan.root / "bench.png"
         if png.is_file():
             lines += ["", "![speed vs quality](bench.png)"]

@@ -198,8 +198,11 @@ def run_step(step: Step, run: Callable[[], Any], recipe_file: str) -> Any:
         return run()
     except StepInterrupted:
         raise
-    except KeyboardInterrupt:
-        raise StepInterrupted(f"step {step.name!r} stopped; {again}") from None
+    except KeyboardInterrupt as exc:
+        from bertdistill.interrupts import Stopped
+
+        kept = f" ({exc.kept})" if isinstance(exc, Stopped) else ""
+        raise StepInterrupted(f"step {step.name!r} stopped{kept}; {again}") from None
     except UserError as exc:
         if not isinstance(exc.__context__, KeyboardInterrupt):
             raise
@@ -220,8 +223,9 @@ def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
     """Run every step not done yet, in order; then write the report. ``recipe_file``: what follows
     ``bertdistill distill --config`` to run this plan (the recipe, and ``--output`` when given)."""
     from bertdistill.model_card import made_by
-    from bertdistill.recipe.report import write_report
+    from bertdistill.recipe.report import final_lines, write_report
 
+    run_started = time.perf_counter()
     plan.root.mkdir(parents=True, exist_ok=True)
     state = State(plan.root)
     result = RecipeResult(plan)
@@ -248,5 +252,7 @@ def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
         state.save()
         result.outcomes.append(StepOutcome(step.name, "ran", seconds, str(step.output), line))
     result.report = write_report(plan, result.outcomes)
+    for line in final_lines(plan, time.perf_counter() - run_started):
+        log(line)
     log(f"report: {result.report}")
     return result

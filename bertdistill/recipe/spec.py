@@ -51,6 +51,8 @@ class StudentSpec:
     layers: int | None = None
     layer_map: str = "first"
     head: str = "classes"
+    dropout: float | None = None
+    """Every dropout probability of the student in stage 1 and stage 2 (None: the source's)."""
     prune: dict[str, Any] | None = None
 
 

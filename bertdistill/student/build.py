@@ -107,6 +107,9 @@ def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int =
     if cfg.head == "score":
         check_score_head(label_names)
     model, tokenizer, info = _build_classifier(cfg, label_names, seed)
+    if cfg.dropout is not None:
+        model = with_dropout(model, cfg.dropout)
+        info["dropout"] = cfg.dropout
     if cfg.head == "score":
         to_score_head(model, label_names)
         info["head"] = "score"
@@ -117,6 +120,33 @@ def build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int =
             raise UserError("the source model has a score head (1 logit)", "--student-from",
                             "pass --head score to keep it, or start from a model with one logit per label")
     return model, tokenizer, info
+
+
+DROPOUT_SUFFIXES = ("dropout", "dropout_prob", "dropout_rate")
+"""Config settings named so are dropout probabilities in every supported family (BERT's hidden_dropout_prob and
+attention_probs_dropout_prob, DistilBERT's dropout and attention_dropout, ModernBERT's mlp_dropout...)."""
+
+
+def dropout_settings(config) -> list[str]:
+    """The config's dropout probabilities: its numeric settings named ``*dropout``, ``*dropout_prob``, ``*dropout_rate``."""
+    return [k for k, v in config.to_dict().items()
+            if k.endswith(DROPOUT_SUFFIXES) and isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def with_dropout(model, p: float):
+    """The same weights in a model of the same class whose every dropout probability is ``p``: rebuilt from its
+    config, since the modules read them when made (the global RNG is left as it was)."""
+    import copy
+
+    if not 0.0 <= p < 1.0:
+        raise UserError(f"dropout {p} is not a probability below 1", "--student-dropout", "give e.g. 0 or 0.1")
+    config = copy.deepcopy(model.config)
+    for key in dropout_settings(config):
+        setattr(config, key, float(p))
+    with torch.random.fork_rng(devices=[]):
+        rebuilt = type(model)(config)
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt
 
 
 def _build_classifier(cfg: StudentConfig, label_names: Sequence[str], seed: int = 42):

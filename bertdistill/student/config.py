@@ -30,3 +30,7 @@ class StudentConfig:
     num_labels=1 and the task's label names as ``task_label_names`` in config.json)."""
     trust_remote_code: bool = False
     """Allow model code from the hub for the source (off unless --trust-remote-code)."""
+    dropout: float | None = None
+    """Every dropout probability of the student (each config setting named ``*dropout``, ``*dropout_prob`` or
+    ``*dropout_rate``: hidden, attention, classifier) set to this; None keeps the source's. 0 makes a small
+    student's training step about a quarter faster on CPU (no random masks) and is saved in its config."""

@@ -152,8 +152,10 @@ def _label_loaded(config: LabelConfig, output: Path, teachers: list[Teacher], da
                           progress_factory=progress)
         except KeyboardInterrupt:
             if rank == 0:
-                err_console.print(f"stopped; the finished shards are kept in {writer.work}: run the same command "
-                                  "again to continue from them", soft_wrap=True)
+                from bertdistill.interrupts import Stopped
+
+                raise Stopped(f"the finished shards are kept in {writer.work}",
+                              "run the same command again to continue from them") from None
             raise
     barrier()
     if rank == 0:

@@ -14,7 +14,7 @@ import datasets
 import numpy as np
 
 from bertdistill.errors import UserError
-from bertdistill.io import is_complete, read_json
+from bertdistill.io import column_array, is_complete, read_json
 from bertdistill.teachers.layout import (CHECKSUMS_FILE, META_FILE, ROOT_STATE, SHARDS_DIR, STORE_FORMAT,
                                          STORE_VERSION, root_dataset_problem, shard_problem)
 from bertdistill.teachers.writer import write_label_store  # noqa: F401  (importable from here, as before)
@@ -112,7 +112,7 @@ class LabelStore:
         if missing:
             raise UserError(f"the shards have no column {missing[0]!r} for teacher(s) in meta.json "
                             f"(columns: {', '.join(dataset.column_names)})", where, fix)
-        rows = np.asarray(store.dataset["row"])
+        rows = column_array(store.dataset, "row")
         if not np.array_equal(rows, np.arange(len(rows))):
             raise UserError("store rows are out of order or missing", where,
                             "re-create it with bertdistill label --overwrite")
@@ -194,7 +194,7 @@ class LabelStore:
         """(N, C) float32 logits of one teacher; NaN or inf is a user error."""
         t = self.teacher_index(teacher)
         if t not in self._logits_cache:
-            arr = np.asarray(self.dataset[self.logits_column(t)], dtype=np.float32)
+            arr = column_array(self.dataset, self.logits_column(t), np.float32)
             if not np.isfinite(arr).all():
                 bad = int(np.argwhere(~np.isfinite(arr))[0][0])
                 raise UserError(f"teacher {self.teacher_names[t]!r} has NaN/inf logits at row {bad}",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bertdistill.errors import UserError
+from bertdistill.io import column_array
 
 
 def tokenizer_identity(tokenizer) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def check_label_stores(teachers, eval_store, tokenizer, run_max: int, sets: dict
             notes.append(f"the {what}'s label store does not record its --max-length, so it cannot be checked "
                          f"against this run's {run_max}")
         elif int(store_max) != run_max and data is not None:
-            cut = rows_cut_differently(tokenizer, data, np.asarray(encoded["length"]), int(store_max), run_max)
+            cut = rows_cut_differently(tokenizer, data, column_array(encoded, "length"), int(store_max), run_max)
             entry["rows_cut_differently"] = cut
             shorter = min(int(store_max), run_max)
             measured = "" if entry["tokenizer"] == "same as the student's" else " (counted with the student's tokenizer)"

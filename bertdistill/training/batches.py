@@ -14,6 +14,7 @@ import numpy as np
 
 from bertdistill.data.tokenize import MODEL_INPUTS, length_grouped_batches, pad_batch, query_grouped_batches
 from bertdistill.errors import UserError
+from bertdistill.io import column_array
 
 
 @dataclass
@@ -31,7 +32,7 @@ class TrainSet:
     (default: the teacher source's ``own_inputs``); a batch carries them as ``teacher_inputs[NAME]``."""
 
     def __post_init__(self):
-        self.lengths = np.asarray(self.dataset["length"])
+        self.lengths = column_array(self.dataset, "length")
         if self.teacher_pads is None:
             self.teacher_pads = dict(getattr(self.teachers, "own_inputs", None) or {})
         self._teacher_columns = {name: [c for c in self.dataset.column_names if c.startswith(f"teacher:{name}:")]
@@ -41,7 +42,7 @@ class TrainSet:
             raise ValueError(f"no tokenized rows for teacher(s) {missing} in the training set")
         self._columns = [c for c in (*MODEL_INPUTS, "label", "row", "group") if c in self.dataset.column_names]
         self._all_columns = self._columns + [c for cols in self._teacher_columns.values() for c in cols]
-        self.groups = np.asarray(self.dataset["group"]) if "group" in self.dataset.column_names else None
+        self.groups = column_array(self.dataset, "group") if "group" in self.dataset.column_names else None
         if self.by_group and self.groups is None:
             raise UserError("the ranking loss terms need query groups, but the training rows have none", None,
                             "give ranking data with a group (query id) column (--group-column)")

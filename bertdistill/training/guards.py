@@ -206,7 +206,7 @@ def baseline_metrics(model: str, data, label_names, max_length: int, batch_size:
     logits = predict_logits(scorer, data, max_length, batch_size)
     if not is_score_config(scorer.config):
         logits = logits[:, label_permutation(scorer.label_names, list(label_names), "--baseline")]
-    labels = np.asarray(data.dataset["label"])
+    labels = np.asarray(data.column("label"))
     groups = data.column("group") if data.has_groups else None
     metrics = compute_metrics(data.kind, label_names, labels, logits, groups)
     counts = np.bincount(predicted_ids(logits, label_names), minlength=max(logits.shape[-1], len(label_names)))

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from bertdistill.errors import UserError
+from bertdistill.io import column_list
 from bertdistill.training.record import input_identity, run_fingerprint, write_record
 from bertdistill.training.splits import held_out
 from bertdistill.training.student_setup import build_student, default_lr, student_source_from_teacher
@@ -126,7 +127,7 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                                                     input_names=inputs, teachers=teachers))
         eval_set = EvalSet(TrainSet(sets["eval data"][1], pad, teacher_pads=own_inputs(teachers)),
                            eval_data.kind, label_names,
-                           labels=np.asarray(eval_data.dataset["label"]) if eval_data.has_labels else None,
+                           labels=np.asarray(eval_data.column("label")) if eval_data.has_labels else None,
                            groups=eval_data.column("group") if eval_data.has_groups else None,
                            teacher_logits=teacher_logits)
         data_fp["eval"] = eval_data.fingerprint()
@@ -139,7 +140,7 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                                                         sets, notes)
     baseline = getattr(config, "baseline", None)
     if baseline and eval_set is not None:  # the same rows, as text, for the --baseline model
-        eval_rows = eval_data if eval_data is not None else train_data.subset(eval_set.data.dataset["row"])
+        eval_rows = eval_data if eval_data is not None else train_data.subset(column_list(eval_set.data.dataset, "row"))
     train_set = TrainSet(encoded, pad, teachers, by_group=objective.needs_groups)
     best = config.train.best_metric or default_best
     if best is None and eval_set is not None:

@@ -44,7 +44,7 @@ def held_out(encoded, data, fraction: float, seed: int, label_names, teachers, p
     if len(dev_rows) == 0 or len(train_rows) == 0:
         raise UserError(f"{len(encoded)} rows are too few to hold out {fraction:.0%}", "--dev-fraction",
                         "use more training data, or --no-eval")
-    labels = np.asarray(data.dataset["label"])[dev_rows] if data.has_labels and dev else None
+    labels = np.asarray(data.column("label"))[dev_rows] if data.has_labels and dev else None
     eval_set = EvalSet(TrainSet(encoded.select(dev_rows), pad, teacher_pads=own_inputs(teachers)), data.kind,
                        label_names, labels=labels,
                        groups=[groups[i] for i in dev_rows] if groups is not None else None,

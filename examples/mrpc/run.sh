@@ -7,6 +7,9 @@
 #   GLUE=../shared/datasets/glue OUT=runs/mrpc-study bash examples/mrpc/run.sh
 # Hub users: TRAIN=(--dataset glue --subset mrpc --split train), DEV=(--eval-split validation) in study.sh;
 # the hub's test split has no gold labels, so test on validation or the labeled MSRP file.
+# The best pipeline alone, as one recipe file: bertdistill distill --config examples/mrpc/recipe.yaml
+# (the same steps and settings as this script's teachers, labels, prune, corpus and deployed student;
+# tests/test_recipes.py checks them). This script stays for the paper comparison around it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/mrpc-study}

@@ -7,6 +7,9 @@
 #   WIKIQA=../shared/datasets/wikiqa OUT=runs/wq bash examples/wikiqa/run.sh
 # Hub users: change TRAIN/DEV/TEST in study.sh to --dataset wiki_qa --split train / --eval-split validation /
 # --dataset wiki_qa --split test (with --group-column question_id).
+# The best pipeline alone, as one recipe file: bertdistill distill --config examples/wikiqa/recipe.yaml
+# (the same steps and settings as this script's teachers, labels, prune, corpus and deployed student;
+# tests/test_recipes.py checks them). This script stays for the paper comparison around it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/wq}
