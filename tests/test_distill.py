@@ -9,6 +9,7 @@ import json
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -344,7 +345,13 @@ def test_ctrl_c_inside_label_is_one_line_and_the_rerun_continues_the_store(input
     second = run_cli("distill", "--config", recipe, "--quiet")
     assert second.code == 0, second.err
     assert spans_labeled == [4, 3], "the rerun labels only the 3 shards the first run did not finish"
-    assert_same_run(out, reference)
+    from bertdistill.teachers.store import LabelStore
+
+    whole = tmp_path / "whole"  # the same step's config labeled in one go (its shard size sets the batches)
+    assert run_cli("label", "--config", str(out / ".distill" / "label-train.json"), "--output", str(whole)).code == 0
+    resumed, once = LabelStore.open(out / "labels" / "train"), LabelStore.open(whole)
+    assert all(np.array_equal(resumed.logits(t), once.logits(t)) for t in range(len(once.teacher_names)))
+    assert bench_metrics(out).keys() == bench_metrics(reference).keys()
 
 
 def test_bench_stopped_before_its_json_is_not_done(inputs, reference, tmp_path, monkeypatch):
@@ -483,6 +490,39 @@ def test_ctrl_c_of_the_command_then_rerun_equals_uninterrupted(inputs, reference
     assert again.code == 0, again.err
     assert "label train" not in ran(again) and "bench" in ran(again)
     assert_same_run(out, reference)
+
+
+def test_kill_9_inside_label_then_rerun_continues_the_store_and_equals_uninterrupted(inputs, reference, tmp_path):
+    """SIGKILL once label's first shard is written: the store is not published, the step is not done, and the
+    rerun continues the partial store to the same end."""
+    from bertdistill.teachers.layout import partial_dir
+
+    out = tmp_path / "run"
+    recipe_data = small_recipe(inputs, out)
+    recipe_data["label"] = {"shard_rows": 2}  # 64 training rows: 32 shards, time to kill between two of them
+    recipe = write(tmp_path / "recipe.yaml", recipe_data)
+    first_shard = partial_dir(out / "labels" / "train") / "shards" / "shard-00000"
+    proc = start_distill(recipe)
+    try:
+        wait_for(proc, first_shard.exists)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert state(out)["label train"]["done"] is False and not (out / "labels" / "train").exists()
+    assert first_shard.exists()
+    again = run_cli("distill", "--config", recipe, "--quiet")
+    assert again.code == 0, again.err
+    assert "label train" in ran(again) and (out / "labels" / "train" / ".complete").is_file()
+    assert not partial_dir(out / "labels" / "train").exists()
+    # The store equals one labeled in one go with the step's own config (its shard size sets the batches).
+    from bertdistill.teachers.store import LabelStore
+
+    whole = tmp_path / "whole"
+    assert run_cli("label", "--config", str(out / ".distill" / "label-train.json"), "--output", str(whole)).code == 0
+    resumed, once = LabelStore.open(out / "labels" / "train"), LabelStore.open(whole)
+    assert all(np.array_equal(resumed.logits(t), once.logits(t)) for t in range(len(once.teacher_names)))
+    assert bench_metrics(out).keys() == bench_metrics(reference).keys()
 
 
 def test_a_corpus_published_before_its_note_is_claimed_by_the_rerun(inputs, tmp_path):
