@@ -145,3 +145,16 @@ def test_task_recipe_builds_the_configs_of_its_study_commands(example, tmp_path,
         assert not diff, (example, step.name, {k: [(j, a.get(j), b.get(j)) for j in a if a.get(j) != b.get(j)] if isinstance(a, dict) and isinstance(b, dict) else (a, b) for k, (a, b) in diff.items()})
         compared += 1
     assert compared == len(layout), (example, compared)
+
+
+def test_the_demo_recipe_plans_the_whole_method(tmp_path, monkeypatch):
+    """`make demo` runs examples/demo/recipe.yaml: it plans every stage of the method, the student without dropout."""
+    from bertdistill.recipe import load_recipe, make_plan
+
+    monkeypatch.chdir(REPO)
+    plan = make_plan(load_recipe("examples/demo/recipe.yaml", {"output": str(tmp_path / "demo")}), "recipe")
+    assert [s.name for s in plan.steps] == ["teacher t1", "teacher t2", "corpus", "label corpus", "label train",
+                                            "prune", "stage 1", "stage 2", "export t1", "export student", "bench"]
+    steps = {s.name: s for s in plan.steps}
+    assert steps["stage 1"].config.student.dropout == 0 and steps["stage 2"].config.student.dropout == 0
+    assert plan.recipe.targets.retention == 0.95 and plan.recipe.targets.speedup == 3.0
