@@ -140,8 +140,11 @@ def with_dropout(model, p: float):
 
     if not 0.0 <= p < 1.0:
         raise UserError(f"dropout {p} is not a probability below 1", "--student-dropout", "give e.g. 0 or 0.1")
+    keys = dropout_settings(model.config)
+    if all(getattr(model.config, key) == p for key in keys):
+        return model  # e.g. stage 2 from a stage-1 student saved with this dropout: nothing to rebuild
     config = copy.deepcopy(model.config)
-    for key in dropout_settings(config):
+    for key in keys:
         setattr(config, key, float(p))
     with torch.random.fork_rng(devices=[]):
         rebuilt = type(model)(config)
