@@ -96,6 +96,8 @@ def test_ctrl_c_says_how_to_continue(tmp_path):
     assert proc.returncode != 0, "run finished before it could be interrupted"
     assert proc.returncode == 130
     assert "run the same command again to continue" in err.decode() and "Traceback" not in err.decode()
+    lines = [line for line in err.decode().splitlines() if line.strip() and "━" not in line]  # progress bars aside
+    assert lines[-1].startswith("interrupted: the finished shards are kept in "), err.decode()
     assert first_shard.exists() and not list(tmp_path.glob(".store.input-*"))
 
 

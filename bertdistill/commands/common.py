@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from pathlib import Path
@@ -348,3 +349,16 @@ def backends_help() -> str:
 
     return ("auto (the first backend that loads the folder: torch for a model directory, onnx for an export), "
             + ", ".join(f"{b.name} ({b.kind})" for b in registered_backends()) + ".")
+
+
+@contextlib.contextmanager
+def stopped_as_one_line():
+    """Ctrl-C that the library handled and kept its work for (``interrupts.Stopped``): its one line, exit 130
+    (typer would exit 130 without a word)."""
+    from bertdistill.interrupts import Stopped
+
+    try:
+        yield
+    except Stopped as exc:
+        typer.echo(f"interrupted: {exc}", err=True)
+        raise typer.Exit(130) from None

@@ -62,4 +62,5 @@ def command(
     c.require(config.output, "--output", "add --output DIR (the label store to create)")
     c.guard_outputs([Path(config.output), Path(config.output + ".partial")], *c.spec_inputs(config.data), data_config,
                     list(config.teachers))
-    label(config)
+    with c.stopped_as_one_line():
+        label(config)
