@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {exc.line()}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt as exc:  # a command that kept its work says what and how to continue
-        typer.echo(f"interrupted: {exc}" if str(exc) else "interrupted", err=True)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # disk full, read-only, I/O error... while writing (an OSError, or a library's
         # own exception around one: safetensors, torch.save): one line naming the path, exit 2

@@ -24,8 +24,9 @@ def summarize(data: TaskData, tokenizer=None, max_length: int = 512, sample: int
         "dropped_rows": data.dropped,
         "label_names": data.label_names,
     }
-    if data.has_labels:
-        counts = Counter(data.column("label"))
+    labels = data.column("label") if data.has_labels else None
+    if labels is not None:
+        counts = Counter(labels)
         out["label_counts"] = {data.label_names[i]: counts.get(i, 0) for i in range(len(data.label_names))}
     if data.has_groups:
         groups = data.column("group")
@@ -35,7 +36,7 @@ def summarize(data: TaskData, tokenizer=None, max_length: int = 512, sample: int
                                        "max": int(max(sizes.values()))}
         if data.has_labels:
             positive = positive_label_index(data.label_names)
-            with_pos = {g for g, y in zip(groups, data.column("label")) if y == positive}
+            with_pos = {g for g, y in zip(groups, labels) if y == positive}
             out["groups_with_positive"] = len(with_pos)
     if tokenizer is not None:
         rows = data.dataset if sample is None else data.dataset.select(range(min(sample, data.num_rows)))
