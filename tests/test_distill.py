@@ -560,3 +560,35 @@ def test_model_card_of_a_single_command(inputs, tmp_path):
     assert front["base_model"] == str(inputs / "bert") and "fine-tuned" in front["tags"]
     assert front["bertdistill"]["data_fingerprints"][0]["rows"] == 64
     assert "bertdistill finetune --config training_config.json" in (out / "README.md").read_text()
+
+
+# -- a recipe in parts: --until -----------------------------------------------------------------------------------
+
+def test_until_runs_a_part_and_the_rest_finishes_equal_to_one_go(inputs, reference, tmp_path):
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "recipe.yaml", small_recipe(inputs, out))
+    planned = run_cli("distill", "--config", recipe, "--plan", "--until", "stage 2 seed 1")
+    assert planned.code == 0, planned.err
+    marks = {line.split("] ", 1)[1].split(" → ")[0]: line.split("[", 1)[1].split("]")[0]
+             for line in planned.out.splitlines() if line.strip()[:1].isdigit()}
+    assert marks["stage 2 seed 1"] == "run" and marks["stage 2 seed 2"] == "later" and marks["bench"] == "later"
+
+    part = run_cli("distill", "--config", recipe, "--quiet", "--until", "stage 2 seed 1")
+    assert part.code == 0, part.err + part.out
+    assert ran(part) == {"label train", "stage 2 seed 1"}
+    assert "stopped after step 'stage 2 seed 1' (--until)" in part.out
+    assert (out / "seed1" / "student").is_dir() and not (out / "seed2").exists()
+    assert not (out / "report.md").exists()
+
+    rest = run_cli("distill", "--config", recipe, "--quiet")
+    assert rest.code == 0, rest.err + rest.out
+    assert "stage 2 seed 1" not in ran(rest) and "stage 2 seed 2" in ran(rest)
+    assert_same_run(out, reference)
+
+
+def test_until_an_unknown_step_is_one_line(inputs, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("distill", "--config", write(tmp_path / "recipe.yaml", small_recipe(inputs, out)),
+                     "--until", "teacher t9")
+    assert_user_error(result, "no step named 'teacher t9'", "--until", "'stage 2 seed 1'")
+    assert not out.exists()

@@ -19,6 +19,7 @@ After the bench, the model cards of the benched students and fine-tuned teachers
 Example:
   bertdistill distill --config examples/demo/recipe.yaml --plan
   bertdistill distill --config examples/demo/recipe.yaml
+  bertdistill distill --config examples/wikiqa/recipe.yaml --until 'teacher t2'
 """
 
 
@@ -26,6 +27,10 @@ def command(
     config_file: Annotated[Optional[Path], typer.Option("--config", help="The recipe file (YAML or JSON).")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print the steps and their equivalent commands; run nothing.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder (overrides the recipe's).")] = None,
+    until: Annotated[Optional[str], typer.Option(
+        "--until", metavar="STEP",
+        help="Run the steps up to and including STEP (its name as --plan prints it, e.g. 'teacher t2'), then "
+             "stop: a recipe in parts. Run again without it to finish.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     from bertdistill.errors import UserError
@@ -35,7 +40,8 @@ def command(
         raise UserError("no recipe given", "--config", "add --config RECIPE.yaml")
     overrides = {"output": str(output)} if output else {}
     try:
-        distill(DistillRunConfig(recipe=str(config_file), overrides=overrides, plan_only=plan, quiet=quiet))
+        distill(DistillRunConfig(recipe=str(config_file), overrides=overrides, plan_only=plan, quiet=quiet,
+                                 until=until))
     except KeyboardInterrupt as exc:  # Ctrl-C: one line (typer would exit 130 silently), no traceback
         rerun = f"bertdistill distill --config {config_file}" + (f" --output {output}" if output else "")
         again = f"run `{rerun}` again to continue"

@@ -25,6 +25,8 @@ class DistillRunConfig:
     """Recipe settings laid over the file's (e.g. ``{"output": "runs/other"}``)."""
     plan_only: bool = False
     quiet: bool = False
+    until: str | None = None
+    """Run the steps up to and including this one (a step name as ``--plan`` prints it), then stop."""
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -38,14 +40,15 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     return config_from_dict(Recipe, merge_dicts(data, overrides or {}), str(path))
 
 
-def plan_lines(plan: Plan) -> list[str]:
-    """``--plan``: each step, whether it runs or is done already, and its equivalent single command."""
+def plan_lines(plan: Plan, last: int | None = None) -> list[str]:
+    """``--plan``: each step, whether it runs, is done already or comes after ``--until``'s step (later),
+    and its equivalent single command."""
     from bertdistill.recipe.run import State
 
     state = State(plan.root)
     lines = []
     for k, step in enumerate(plan.steps, 1):
-        status = "done" if state.is_done(step) else "run"
+        status = "done" if state.is_done(step) else "later" if last is not None and k - 1 > last else "run"
         lines.append(f"{k:2d}. [{status}] {step.name} → {step.output}")
         lines.append(f"    {step.command_line(plan.root)}")
     return lines
@@ -57,16 +60,30 @@ def distill(config: DistillRunConfig, log: Callable[[str], None] = print):
 
     recipe = load_recipe(config.recipe, config.overrides)
     plan = make_plan(recipe, config.recipe)
+    last = last_step(plan, config.until)
     if config.plan_only:
         state = State(plan.root)
         for step in plan.steps:
             prepare(step, state)
         write_step_configs(plan)
-        for line in plan_lines(plan):
+        for line in plan_lines(plan, last):
             log(line)
         return plan
     invocation = config.recipe + (f" --output {config.overrides['output']}" if "output" in config.overrides else "")
-    return run_plan(plan, invocation, show_progress=not config.quiet, log=log)
+    return run_plan(plan, invocation, show_progress=not config.quiet, log=log, last=last)
+
+
+def last_step(plan: Plan, until: str | None) -> int | None:
+    """Index of the step ``--until`` names (None: run to the end); an unknown name is a UserError."""
+    from bertdistill.errors import UserError
+
+    if until is None:
+        return None
+    names = [step.name for step in plan.steps]
+    if until not in names:
+        raise UserError(f"no step named {until!r} in this recipe", "--until",
+                        "name one of: " + ", ".join(repr(n) for n in names))
+    return names.index(until)
 
 
 __all__ = ["DistillRunConfig", "Plan", "Recipe", "Step", "distill", "load_recipe", "make_plan", "plan_lines"]

@@ -219,9 +219,10 @@ def write_step_configs(plan: Plan) -> None:
 
 
 def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
-             log: Callable[[str], None] = print) -> RecipeResult:
+             log: Callable[[str], None] = print, last: int | None = None) -> RecipeResult:
     """Run every step not done yet, in order; then write the report. ``recipe_file``: what follows
-    ``bertdistill distill --config`` to run this plan (the recipe, and ``--output`` when given)."""
+    ``bertdistill distill --config`` to run this plan (the recipe, and ``--output`` when given). ``last``:
+    stop after the step of that index (a part of the recipe; no report, which needs every step)."""
     from bertdistill.model_card import made_by
     from bertdistill.recipe.report import final_lines, write_report
 
@@ -232,13 +233,8 @@ def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
     for step in plan.steps:
         prepare(step, state)
     write_step_configs(plan)
-    for k, step in enumerate(plan.steps, 1):
-        line = step.command_line(plan.root)
-        if state.is_done(step):
-            log(f"== [{k}/{len(plan.steps)}] {step.name}: done already ({step.output})")
-            result.outcomes.append(StepOutcome(step.name, "skipped", state.steps[step.name].get("seconds", 0.0),
-                                               str(step.output), line))
-            continue
+
+    def run_one(step: Step, k: int, line: str) -> None:
         log(f"== [{k}/{len(plan.steps)}] {step.name}  [{time.strftime('%H:%M:%S')}]  ({line})")
         state.steps[step.name] = {"fingerprint": step.fingerprint, "started": time.time(), "done": False,
                                   "command": line}
@@ -251,6 +247,19 @@ def run_plan(plan: Plan, recipe_file: str, show_progress: bool = True,
         state.steps[step.name].update(done=True, seconds=round(seconds, 2))
         state.save()
         result.outcomes.append(StepOutcome(step.name, "ran", seconds, str(step.output), line))
+
+    for k, step in enumerate(plan.steps, 1):
+        line = step.command_line(plan.root)
+        if state.is_done(step):
+            log(f"== [{k}/{len(plan.steps)}] {step.name}: done already ({step.output})")
+            result.outcomes.append(StepOutcome(step.name, "skipped", state.steps[step.name].get("seconds", 0.0),
+                                               str(step.output), line))
+        else:
+            run_one(step, k, line)
+        if k - 1 == last and k < len(plan.steps):
+            log(f"stopped after step {step.name!r} (--until); the {len(plan.steps) - k} steps after it "
+                f"run when `bertdistill distill --config {recipe_file}` runs without --until")
+            return result
     result.report = write_report(plan, result.outcomes)
     for line in final_lines(plan, time.perf_counter() - run_started):
         log(line)
