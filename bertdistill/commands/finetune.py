@@ -119,6 +119,9 @@ BestMetric = Annotated[Optional[str], typer.Option(
     rich_help_panel=TRAIN)]
 KeepCheckpoints = Annotated[bool, typer.Option("--keep-checkpoints", help="Keep checkpoints in the output.",
                                                rich_help_panel=TRAIN)]
+FreezeWordEmbeddings = Annotated[bool, typer.Option(
+    "--freeze-word-embeddings", help="Keep the input word embeddings fixed (no gradient or optimizer state for the "
+                                     "vocabulary × width matrix: faster updates on the CPU).", rich_help_panel=TRAIN)]
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue from the latest checkpoint in --output (starts afresh when there is none yet, "
                      "so an interrupted command can simply be run again).", rich_help_panel=TRAIN)]
@@ -242,7 +245,7 @@ def _fields(data_prefix: str) -> dict[str, tuple[str, ...]]:
         fields[name] = (f"distill.{name}",)
     for name in ("epochs", "max_steps", "time_budget", "batch_size", "grad_accum", "lr", "warmup_ratio",
                  "weight_decay", "seed", "mixed_precision", "eval_every", "save_every", "best_metric", "max_length",
-                 "keep_checkpoints", "report_to", "log_every"):
+                 "keep_checkpoints", "report_to", "log_every", "freeze_word_embeddings"):
         fields[name] = (f"train.{name}",)
     return fields
 
@@ -276,7 +279,7 @@ def command(
     lr: Lr = None, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = None, eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
-    report_to: ReportTo = "none", log_every: LogEvery = None,
+    report_to: ReportTo = "none", log_every: LogEvery = None, freeze_word_embeddings: FreezeWordEmbeddings = False,
     dev_fraction: Annotated[float, typer.Option(
         "--dev-fraction", help="Without --eval-data: share of the training rows held out as a dev set "
                                "(whole queries for ranking; at most 2,000 rows).", rich_help_panel=TRAIN)] = 0.1,
@@ -311,7 +314,7 @@ def command(
                           grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
                           best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints,
-                          report_to=report_to, log_every=log_every),
+                          report_to=report_to, log_every=log_every, freeze_word_embeddings=freeze_word_embeddings),
         distill=DistillConfig(alpha=alpha, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,

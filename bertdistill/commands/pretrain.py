@@ -53,6 +53,7 @@ def command(
     weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = None,
     eval_every: f.EvalEvery = None, save_every: f.SaveEvery = 1000, max_length: c.MaxLength = 128,
     keep_checkpoints: f.KeepCheckpoints = False, report_to: f.ReportTo = "none", log_every: f.LogEvery = None,
+    freeze_word_embeddings: f.FreezeWordEmbeddings = False,
     overwrite: c.Overwrite = False, resume: f.Resume = False,
     trust_remote_code: c.TrustRemoteCode = False,
 ) -> None:
@@ -73,7 +74,7 @@ def command(
                           warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
                           mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
                           max_length=max_length, keep_checkpoints=keep_checkpoints,
-                          report_to=report_to, log_every=log_every),
+                          report_to=report_to, log_every=log_every, freeze_word_embeddings=freeze_word_embeddings),
         distill=DistillConfig(alpha=1.0, temperature=temperature, kd_loss=kd_loss, teacher_mode=teacher_mode,
                               teacher_weights=f.floats(teacher_weights, "--teacher-weights"),
                               teachers=c.split_list(teachers), pkd=pkd, pkd_beta=pkd_beta,

@@ -99,7 +99,9 @@ class Plan:
 
 
 def fingerprint(config: Any, upstream: list[str]) -> str:
-    data = {k: v for k, v in config_to_dict(config).items() if k not in VOLATILE}
+    from bertdistill.training.config import without_later_defaults
+
+    data = {k: v for k, v in without_later_defaults(config_to_dict(config)).items() if k not in VOLATILE}
     text = json.dumps({"config": data, "upstream": upstream}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

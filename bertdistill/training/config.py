@@ -85,6 +85,9 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
+    freeze_word_embeddings: bool = False
+    """Keep the input word embeddings (vocabulary × width) fixed: no gradient, no optimizer state. Half of
+    MiniLM-L6's parameters and 80% of a 256-wide student's; a MiniLM-L6 update took 18% less time here."""
     seed: int = 42
     mixed_precision: str | None = None
     """no | bf16 | fp16; None: what Accelerate is configured with (ACCELERATE_MIXED_PRECISION, which
@@ -230,6 +233,21 @@ class FinetuneConfig:
     shown next to the kept student, so the run says whether distillation helped."""
     overwrite: bool = False
     resume: bool = False
+
+
+TRAIN_KEYS_ADDED_LATER = {"freeze_word_embeddings": False}
+"""TrainConfig settings added after runs existed: a fingerprint leaves them out while they hold these defaults,
+so a checkpoint or a recipe step made before they existed still resumes or counts as done."""
+
+
+def without_later_defaults(config_dict: dict) -> dict:
+    """``config_dict`` (a run config as a dict) without the ``train`` settings of TRAIN_KEYS_ADDED_LATER that
+    hold their default."""
+    train = config_dict.get("train")
+    if isinstance(train, dict):
+        config_dict = {**config_dict, "train": {k: v for k, v in train.items()
+                                                if not (k in TRAIN_KEYS_ADDED_LATER and v == TRAIN_KEYS_ADDED_LATER[k])}}
+    return config_dict
 
 
 STAGE1_TRAIN_DEFAULTS = {"epochs": 1.0, "lr": 1e-4, "warmup_ratio": 0.05, "save_every": 1000}

@@ -108,7 +108,10 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
     from bertdistill.training.speed import use_fast_attention
 
     # Eager attention on the CPU (not saved in the model's config; see training.speed for the figures).
-    use_fast_attention(getattr(run.module.student, "classifier", run.module.student), accelerator.device)
+    classifier = getattr(run.module.student, "classifier", run.module.student)
+    use_fast_attention(classifier, accelerator.device)
+    if config.freeze_word_embeddings:  # before the optimizer, which then holds no state for them
+        classifier.get_input_embeddings().weight.requires_grad_(False)
     optimizer = make_optimizer(run.module, config, accelerator.device)
     scheduler = linear_schedule(optimizer, int(config.warmup_ratio * total), total)
     run.module, optimizer = module, optimizer = accelerator.prepare(run.module, optimizer)

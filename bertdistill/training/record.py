@@ -21,7 +21,9 @@ def run_fingerprint(config) -> dict:
         data.pop(key, None)
     for key in ("time_budget", "report_to", "log_every"):
         data.get("train", {}).pop(key, None)
-    return data
+    from bertdistill.training.config import without_later_defaults
+
+    return without_later_defaults(data)
 
 
 def write_record(directory: Path, command: str, config, result, data_fp: dict, teachers, student_info: dict,
