@@ -136,6 +136,9 @@ def test_an_explicit_length_far_below_the_default_warns_with_the_numbers():
     assert short_run_warning(150, 36, TrainConfig(epochs=4.2)) is None  # half of 300: not far below
     assert short_run_warning(108, 36, TrainConfig()) is None  # the defaults' own length is never warned about
     assert short_run_warning(3000, 1000, TrainConfig(epochs=3)) is None
+    # one epoch of a large set (WikiQA: 637 updates, the default 1,911) is no short run: 300 is the yardstick
+    assert short_run_warning(637, 637, TrainConfig(epochs=1)) is None
+    assert "under half of the 300" in short_run_warning(122, 61, TrainConfig(epochs=2))
     # on tiny data the default itself is 20 epochs (80 updates of 4): compared with that, not with 300
     assert "under half of the 80" in short_run_warning(12, 4, TrainConfig(epochs=3))
 
