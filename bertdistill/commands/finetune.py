@@ -121,7 +121,7 @@ KeepCheckpoints = Annotated[bool, typer.Option("--keep-checkpoints", help="Keep 
                                                rich_help_panel=TRAIN)]
 FreezeWordEmbeddings = Annotated[bool, typer.Option(
     "--freeze-word-embeddings", help="Keep the input word embeddings fixed (no gradient or optimizer state for the "
-                                     "vocabulary × width matrix: faster updates on the CPU).", rich_help_panel=TRAIN)]
+                                     "vocabulary × width matrix: faster updates on the CPU).", rich_help_panel=STUDENT)]
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue from the latest checkpoint in --output (starts afresh when there is none yet, "
                      "so an interrupted command can simply be run again).", rich_help_panel=TRAIN)]
