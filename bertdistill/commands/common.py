@@ -352,13 +352,16 @@ def backends_help() -> str:
 
 
 @contextlib.contextmanager
-def stopped_as_one_line():
-    """Ctrl-C that the library handled and kept its work for (``interrupts.Stopped``): its one line, exit 130
-    (typer would exit 130 without a word)."""
+def stopped_as_one_line(again: str | None = None):
+    """Ctrl-C as one line, exit 130 (typer would exit 130 without a word): the interrupt's own message when it
+    says what was kept (``interrupts.Stopped``, a recipe step's ``StepInterrupted``), else ``interrupted;
+    {again}``. Without ``again`` only ``Stopped`` is caught."""
     from bertdistill.interrupts import Stopped
 
     try:
         yield
-    except Stopped as exc:
-        typer.echo(f"interrupted: {exc}", err=True)
+    except KeyboardInterrupt as exc:
+        if again is None and not isinstance(exc, Stopped):
+            raise
+        typer.echo(f"interrupted: {exc}" if str(exc) else f"interrupted; {again}", err=True)
         raise typer.Exit(130) from None

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from bertdistill.commands import common as c
+
 NAME = "distill"
 HELP = """Run a whole distillation recipe (YAML or JSON): teachers (given or fine-tuned), the stage-1 corpus
 and the teachers' labels, the student (cut by prune or copied from a teacher), stage 1 and stage 2 per
@@ -39,11 +41,7 @@ def command(
     if config_file is None:
         raise UserError("no recipe given", "--config", "add --config RECIPE.yaml")
     overrides = {"output": str(output)} if output else {}
-    try:
+    rerun = f"bertdistill distill --config {config_file}" + (f" --output {output}" if output else "")
+    with c.stopped_as_one_line(again=f"run `{rerun}` again to continue"):  # also Ctrl-C between steps
         distill(DistillRunConfig(recipe=str(config_file), overrides=overrides, plan_only=plan, quiet=quiet,
                                  until=until))
-    except KeyboardInterrupt as exc:  # Ctrl-C: one line (typer would exit 130 silently), no traceback
-        rerun = f"bertdistill distill --config {config_file}" + (f" --output {output}" if output else "")
-        again = f"run `{rerun}` again to continue"
-        typer.echo(f"interrupted: {exc}" if str(exc) else f"interrupted; {again}", err=True)
-        raise typer.Exit(130) from None
