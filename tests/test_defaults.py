@@ -83,14 +83,62 @@ def test_a_smaller_student_starts_from_the_first_teachers_layers(tmp_path):
     used = first_teacher(_Teachers(*teachers.provenance, names=["t2"]))
     assert used["name"] == "t2" and student_source_from_teacher(StudentConfig(layers=3), used)[0] == str(t2)
     assert first_teacher(None) is None
-    # no default when: a source is given, no teachers, a random or re-shaped student, not fewer layers,
-    # or the teacher's directory is not here
+    # no default when: a source is given, no teachers, a random or re-shaped student, not fewer layers
     first = first_teacher(teachers)
-    gone = {"name": "t1", "path": str(tmp_path / "gone"), "num_layers": 6}
     for cfg, teacher in [(StudentConfig(source="other", layers=3), first), (StudentConfig(layers=3), None),
                          (StudentConfig(layers=3, random_init=True), first), (StudentConfig(layers=3, width=16), first),
-                         (StudentConfig(layers=6), first), (StudentConfig(), first), (StudentConfig(layers=3), gone)]:
+                         (StudentConfig(layers=6), first), (StudentConfig(), first)]:
         assert student_source_from_teacher(cfg, teacher) is None, cfg
+    # a store's relative path that does not resolve from here: its recorded absolute directory is used
+    moved = {"name": "t1", "path": "runs/t1", "directory": str(t1), "num_layers": 6}
+    assert student_source_from_teacher(StudentConfig(layers=3), moved)[0] == str(t1)
+    # the teacher's directory is not here at all: no silent change of start, a warning that says what to pass
+    gone = {"name": "t1", "path": str(tmp_path / "gone"), "directory": None, "num_layers": 6}
+    path, warning = student_source_from_teacher(StudentConfig(layers=3), gone)
+    assert path is None and "is not a directory here" in warning and "--student-from" in warning
+
+
+def test_a_label_store_read_from_another_directory_still_finds_its_teacher(tmp_path, monkeypatch):
+    """label --teacher with a relative path in one working directory, finetune --labels from another: the
+    student still starts from the teacher's layers (it silently started from the default model before); with
+    the teacher gone, the run says so in a warning kept in its record."""
+    import json
+    import shutil
+
+    from conftest import make_tiny_bert, write_toy_pairs
+
+    from bertdistill.data.sources import DataSpec
+    from bertdistill.teachers.label import LabelConfig, label
+    from bertdistill.training.config import FinetuneConfig, StudentConfig
+    from bertdistill.training.finetune import finetune
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    make_tiny_bert(project / "runs" / "teacher", layers=2, hidden=32, seed=3)
+    train = write_toy_pairs(tmp_path / "train.tsv", n=32, seed=1)
+    monkeypatch.chdir(project)
+    label(LabelConfig(teachers=["t=runs/teacher"], data=DataSpec(path=str(train)), output="runs/labels",
+                      max_length=32, batch_size=8, quiet=True))
+    meta = json.loads((project / "runs" / "labels" / "meta.json").read_text())
+    assert meta["teachers"][0]["path"] == "runs/teacher"
+    assert meta["teachers"][0]["directory"] == str((project / "runs" / "teacher").resolve())
+    monkeypatch.chdir(elsewhere)
+
+    def student(name):
+        cfg = FinetuneConfig(train_data=DataSpec(path=str(train)), output=str(elsewhere / name),
+                             labels=str(project / "runs" / "labels"), student=StudentConfig(layers=1),
+                             train=TrainConfig(batch_size=8, max_length=32, max_steps=1, lr=1e-12, save_every=None),
+                             dev_fraction=0.0)
+        finetune(cfg, show_progress=False)
+        return json.loads((elsewhere / name / "training_record.json").read_text())
+
+    record = student("s1")
+    assert record["config"]["student"]["source"] == str((project / "runs" / "teacher").resolve())
+    assert "starts from teacher 't'" in record["student"]["source_default"]
+    shutil.move(str(project / "runs" / "teacher"), str(tmp_path / "teacher-moved"))
+    record = student("s2")
+    assert record["config"]["student"]["source"] is None
+    assert any("is not a directory here" in w for w in record["summary"]["warnings"])
 
 
 def test_distilled_student_starts_from_its_teacher(tmp_path):

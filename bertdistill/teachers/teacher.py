@@ -48,7 +48,11 @@ class Teacher:
 
             with contextlib.suppress(UserError):
                 tok = load_tokenizer(self.path, self.trust_remote_code, option="--teacher")
-        return {"name": self.name, "path": self.path, "backend": self.backend,
+        local = Path(self.path)
+        # the absolute directory too: a store read from another working directory still finds its teacher
+        # (a student starts from the teacher's layers by default; a relative path alone silently missed it)
+        return {"name": self.name, "path": self.path,
+                "directory": str(local.resolve()) if local.is_dir() else None, "backend": self.backend,
                 "weights_sha256": self.weights_sha256,
                 "tokenizer": None if tok is None else {"class": type(tok).__name__, "vocab_size": len(tok),
                                                        "name_or_path": getattr(tok, "name_or_path", None)},

@@ -129,7 +129,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
         callbacks.append(Trackers(accelerator, config, run.output.name))
     if accelerator.is_main_process and show_progress:
         lines = [length_line] if length_line else []
-        lines += ([f"warning: {short_run}"] if short_run else []) + [f"note: {note}" for note in run.notes]
+        lines += [f"warning: {w}" for w in ([short_run] if short_run else []) + run.warnings]
+        lines += [f"note: {note}" for note in run.notes]
         callbacks.append(ProgressBar(lines))
     events = Callbacks(callbacks)
 
@@ -239,7 +240,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
                          train_seconds=round(state["elapsed"], 2),
                          examples_per_second=round(state["examples"] / max(state["elapsed"], 1e-9), 2),
                          stopped_by=stopped_by, final_loss=state["loss_ema"], length_warning=short_run)
+    result.warnings = list(run.warnings)
     if run.check_result is not None:
-        result.warnings = run.check_result(result)
+        result.warnings += run.check_result(result)
     publish(accelerator, run, best, state, result, config.keep_checkpoints or stopped_by != "done")
     return result

@@ -32,6 +32,8 @@ class Run:
     overwrite: bool = False
     notes: list[str] = field(default_factory=list)
     """Lines shown when training starts (after every check has passed)."""
+    warnings: list[str] = field(default_factory=list)
+    """Warnings about the setup: shown when training starts and kept in the result (and so in the record)."""
 
 
 @dataclass

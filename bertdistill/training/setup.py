@@ -84,10 +84,13 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
     mode = teacher_mode(distill.teacher_mode, names) if teachers is not None else None
     head_names = list(names) if mode == "heads" else ["classifier"]
     notes = []
+    warnings = []
     from_teacher = student_source_from_teacher(config.student, first_teacher(teachers))
-    if from_teacher is not None:
+    if from_teacher is not None and from_teacher[0] is not None:
         config.student.source, why = from_teacher
         notes.append(why)
+    elif from_teacher is not None:
+        warnings.append(from_teacher[1])
     student, tokenizer, student_info = build_student(config.student, label_names, head_names, config.train.seed)
     if from_teacher is not None:
         student_info["source_default"] = from_teacher[1]
@@ -174,7 +177,7 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                teachers=teachers,
                best_metric=best, fingerprint={**run_fingerprint(config), "inputs": input_identity(data_fp, teachers)},
                resume=config.resume,
-               overwrite=config.overwrite, notes=notes)
+               overwrite=config.overwrite, notes=notes, warnings=warnings)
 
 
 def _check_student(result, eval_set, teachers, guards, main: str | None) -> list[str]:

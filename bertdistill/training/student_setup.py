@@ -42,19 +42,26 @@ def _heads_for_width(state: dict, width: int, label_names: Sequence[str]) -> dic
     return {k: v[pos:pos + 1] - v[1 - pos:2 - pos] for k, v in state.items()}
 
 
-def student_source_from_teacher(student_cfg, teacher: dict | None) -> tuple[str, str] | None:
+def student_source_from_teacher(student_cfg, teacher: dict | None) -> tuple[str | None, str] | None:
     """(teacher directory, why) when a student with no source of its own should start from the first
-    teacher's layers: it keeps fewer layers than that teacher, at the teacher's width, and the teacher's
-    directory is here. Measured (examples/defaults/RESULTS.md): on 2,000 rows of MRPC and SST-2 the
-    teacher's first 3 layers beat the packaged MiniLM's by 1.8 and 2.0 points and never collapsed."""
+    teacher's layers: it keeps fewer layers than that teacher, at the teacher's width. (None, warning) when it
+    should but the teacher's directory is not on this machine (it then starts from the default model).
+    Measured (examples/defaults/RESULTS.md): on 2,000 rows of MRPC and SST-2 the teacher's first 3 layers
+    beat the packaged MiniLM's by 1.8 and 2.0 points and never collapsed."""
     if (teacher is None or student_cfg.source is not None or student_cfg.random_init or student_cfg.layers is None
             or any(getattr(student_cfg, k, None) is not None for k in ("width", "heads", "intermediate"))):
         return None
     path, layers = teacher.get("path"), teacher.get("num_layers")
-    if not path or not Path(path).is_dir() or not layers or student_cfg.layers >= layers:
+    if not path or not layers or student_cfg.layers >= layers:
         return None
-    return str(path), (f"the student starts from teacher {teacher['name']!r}'s layers "
-                       f"({student_cfg.layer_map} {student_cfg.layers} of {layers}; --student-from to choose another source)")
+    # the path as given, then the absolute directory a label store records (stores written before it lack it)
+    found = next((str(p) for p in (path, teacher.get("directory")) if p and Path(p).is_dir()), None)
+    if found is None:
+        return None, (f"teacher {teacher['name']!r} ({path}) is not a directory here, so the student starts from "
+                      f"the default model instead of the teacher's first {student_cfg.layers} layers; pass "
+                      f"--student-from with the teacher's directory to start from it")
+    return found, (f"the student starts from teacher {teacher['name']!r}'s layers "
+                   f"({student_cfg.layer_map} {student_cfg.layers} of {layers}; --student-from to choose another source)")
 
 
 def default_lr(student_info: dict, distilled: bool) -> tuple[float, str]:

@@ -265,7 +265,7 @@ def open_teachers(labels: str | None, teacher_models: list[str] | None, only: li
             path = resolve_model(path, "--teacher")
             layers = getattr(load_config(path, trust_remote_code, option="--teacher"), "num_hidden_layers", None)
             planned = student_source_from_teacher(student_cfg, {"name": name, "path": path, "num_layers": layers})
-            if planned is not None:
+            if planned is not None and planned[0] is not None:
                 tokenizer_source = planned[0]
         student_source = resolve_model(tokenizer_source, "--student-from")
         tokenizer = load_tokenizer(student_source, trust_remote_code, option="--student-from")
