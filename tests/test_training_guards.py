@@ -369,3 +369,35 @@ def test_scores_that_barely_vary_warn():
     assert warnings(0.003, 0.6) and "teachers 0.6" in warnings(0.003, 0.6)[0]  # the narrow PKD students measured
     assert not warnings(0.5, 0.6)
     assert warnings(0.001, None) and not warnings(0.2, None)
+
+
+def test_a_collapsed_step_is_kept_only_until_a_step_that_is_not_collapsed(tmp_path):
+    """MRPC, seed 2 of the defaults study: the one-class step 57 scored the majority's 0.665 on dev, the trained
+    steps after it 0.65, and the one-class model was published (exit 0). Now a step that is not collapsed
+    replaces a collapsed best whatever its score; a collapsed step never replaces one that is not."""
+    from types import SimpleNamespace
+
+    from bertdistill.training.checkpoints import BestTracker
+    from bertdistill.training.guards import GuardConfig, collapsed
+
+    accelerator = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None)
+    saved = []
+    tracker = BestTracker(accelerator, tmp_path, "accuracy",
+                          lambda d: (saved.append(1), (d / "model.bin").write_text("x")),
+                          collapsed=lambda m: collapsed(m, "classification", GuardConfig()))
+    state = {"best_value": None, "best_step": None, "best_collapsed": False}
+    kept = []
+    for step, acc, share in [(0, 0.665, 1.0), (57, 0.665, 1.0), (114, 0.65, 0.915), (171, 0.65, 0.685),
+                             (228, 0.70, 0.99), (285, 0.66, 0.70)]:
+        state["step"] = step
+        tracker.consider({"accuracy": acc, "predicted_class_share": share}, state)
+        kept.append(state["best_step"])
+    # step 0 never; 57 (collapsed) until 114 (trained, lower); the tie at 171 and collapsed 228 do not replace it
+    assert kept == [None, 57, 114, 114, 114, 285]
+    assert state["best_value"] == 0.66 and state["best_collapsed"] is False and len(saved) == 3
+    # every step collapsed: the best of them is kept (and the run's verdict fails it, as before)
+    state = {"best_value": None, "best_step": None, "best_collapsed": False}
+    for step, acc in [(57, 0.60), (114, 0.62), (171, 0.61)]:
+        state["step"] = step
+        tracker.consider({"accuracy": acc, "predicted_class_share": 1.0}, state)
+    assert state["best_step"] == 114 and state["best_collapsed"] is True

@@ -128,24 +128,33 @@ class CheckpointManager:
 class BestTracker:
     """Keeps the best model by one metric in ``checkpoints/best``; its value and step live in the trainer state."""
 
-    def __init__(self, accelerator, root: Path, metric: str | None, save_model: Callable[[Path], None]):
+    def __init__(self, accelerator, root: Path, metric: str | None, save_model: Callable[[Path], None],
+                 collapsed: Callable[[dict], bool] | None = None):
         self.accelerator = accelerator
         self.dir = Path(root) / BEST
         self.metric = metric
         self.save_model = save_model
+        self.collapsed = collapsed or (lambda metrics: False)
 
     def consider(self, metrics: dict, state: dict) -> bool:
         """Record ``metrics`` of the current step; save the model when it is the best so far.
 
         The evaluation before the first update (step 0) is never a candidate: the kept model must come from
         training. (An untrained start that scored best, e.g. the majority class on a task no trained
-        evaluation beat, was published as the run's result.)"""
+        evaluation beat, was published as the run's result.) A collapsed evaluation (one class for nearly
+        every dev row) is kept only until one that is not collapsed comes: on MRPC a trained student at 0.65
+        lost to its own one-class step at the majority's 0.665, and the one-class model was published."""
         if not self.metric or self.metric not in metrics or state["step"] == 0:
             return False
         value, best = metrics[self.metric], state["best_value"]
-        if best is not None and not (value < best if lower_is_better(self.metric) else value > best):
-            return False
-        state["best_value"], state["best_step"] = value, state["step"]
+        collapsed = self.collapsed(metrics)
+        if best is not None:
+            if collapsed and not state.get("best_collapsed"):
+                return False
+            better = value < best if lower_is_better(self.metric) else value > best
+            if not better and not (state.get("best_collapsed") and not collapsed):
+                return False
+        state["best_value"], state["best_step"], state["best_collapsed"] = value, state["step"], collapsed
         if self.accelerator.is_main_process:
             with atomic_dir(self.dir, overwrite=True) as tmp:
                 self.save_model(tmp)

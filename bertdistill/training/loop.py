@@ -96,7 +96,7 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
     world = accelerator.num_processes
     checkpoints = CheckpointManager(accelerator, output, config.keep_last)
     state: dict = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed": 0.0, "examples": 0,
-                   "best_value": None, "best_step": None, "evaluations": [], "history": [],
+                   "best_value": None, "best_step": None, "best_collapsed": False, "evaluations": [], "history": [],
                    "fingerprint": run.fingerprint}
     latest, _ = start_or_resume(run, checkpoints, show_progress)
     checkpoints.remove_unfinished()
@@ -123,7 +123,8 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
     if latest is not None:
         checkpoints.restore(latest, state, scheduler)
     best = BestTracker(accelerator, checkpoints.root, run.best_metric,
-                       lambda directory: run.save_model(accelerator.unwrap_model(module).student, directory))
+                       lambda directory: run.save_model(accelerator.unwrap_model(module).student, directory),
+                       collapsed=run.collapsed)
     callbacks = [StepHistory(config.log_every, total)]
     if config.report_to != "none":
         callbacks.append(Trackers(accelerator, config, run.output.name))

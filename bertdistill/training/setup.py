@@ -177,7 +177,18 @@ def prepare_run(*, config, command: str, teachers, train_data, label_names, labe
                teachers=teachers,
                best_metric=best, fingerprint={**run_fingerprint(config), "inputs": input_identity(data_fp, teachers)},
                resume=config.resume,
-               overwrite=config.overwrite, notes=notes, warnings=warnings)
+               overwrite=config.overwrite, notes=notes, warnings=warnings,
+               collapsed=_collapse_check(eval_set, getattr(config, "guards", None)))
+
+
+def _collapse_check(eval_set, guards):
+    """``guards.collapsed`` for this run's evaluations (None without a labeled eval set: nothing to judge)."""
+    if eval_set is None or eval_set.labels is None:
+        return None
+    from bertdistill.training.guards import GuardConfig, collapsed
+
+    guards = guards or GuardConfig()
+    return lambda metrics: collapsed(metrics, eval_set.kind, guards)
 
 
 def _check_student(result, eval_set, teachers, guards, main: str | None) -> list[str]:

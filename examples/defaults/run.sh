@@ -11,7 +11,8 @@
 # Every step is skipped when its output is complete, so the script can be stopped and run again. A student whose
 # every evaluation collapsed exits 3 (saved, marked as failed); the study goes on and collect.py reports it.
 # TEACHERS_ONLY=1 stops after the teachers and their label stores; SKIP_TEACHERS=1 leaves them out (to train the
-# fine-tuned-only students, STUDENTS=finetune, while the teachers train elsewhere).
+# fine-tuned-only students, STUDENTS=finetune, while the teachers train elsewhere). TEACHER_MODEL=mpnet-base
+# trains the teachers from another base (the students still start from the teacher's first 3 layers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
@@ -28,7 +29,9 @@ for task in $TASKS; do
   T=$OUT/$task
   read -r -a TRAIN <<< "$(train_args "$task")"
   if [ -z "${SKIP_TEACHERS:-}" ]; then
-    step "$T/teacher" "$task: teacher (defaults)" bertdistill finetune "${TRAIN[@]}" --output "$T/teacher"
+    teacher_model=(); [ -n "${TEACHER_MODEL:-}" ] && teacher_model=(--model "$TEACHER_MODEL")
+    step "$T/teacher" "$task: teacher (defaults)" bertdistill finetune "${TRAIN[@]}" "${teacher_model[@]}" \
+      --output "$T/teacher"
     step "$T/labels" "$task: teacher labels" \
       bertdistill label --teacher "t1=$T/teacher" "${TRAIN[@]}" --hidden-layers all --backend bf16 --quiet \
         --output "$T/labels"
