@@ -33,10 +33,10 @@ class Run:
     notes: list[str] = field(default_factory=list)
     """Lines shown when training starts (after every check has passed)."""
     warnings: list[str] = field(default_factory=list)
+    """Warnings about the setup: shown when training starts and kept in the result (and so in the record)."""
     collapsed: Callable[[dict], bool] | None = None
     """Whether an evaluation's student is collapsed (``guards.collapsed``): such a step is kept as the best model
     only while no evaluation that is not collapsed has come."""
-    """Warnings about the setup: shown when training starts and kept in the result (and so in the record)."""
 
 
 @dataclass
@@ -55,9 +55,6 @@ class TrainResult:
     stopped_by: str = "done"
     final_loss: float | None = None
     warnings: list[str] = field(default_factory=list)
-    collapsed: Callable[[dict], bool] | None = None
-    """Whether an evaluation's student is collapsed (``guards.collapsed``): such a step is kept as the best model
-    only while no evaluation that is not collapsed has come."""
     dev_report: dict | None = None
     """The kept student's metrics on the dev/eval set next to the majority baseline and the teachers'."""
     verdict: dict | None = None
