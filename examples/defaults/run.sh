@@ -12,7 +12,8 @@
 # every evaluation collapsed exits 3 (saved, marked as failed); the study goes on and collect.py reports it.
 # TEACHERS_ONLY=1 stops after the teachers and their label stores; SKIP_TEACHERS=1 leaves them out (to train the
 # fine-tuned-only students, STUDENTS=finetune, while the teachers train elsewhere). TEACHER_MODEL=mpnet-base
-# trains the teachers from another base (the students still start from the teacher's first 3 layers).
+# trains the teachers from another base; the distilled students start from the teacher's first 3 layers and
+# the fine-tuned-only ones from the same base's first 3 layers (the packaged MiniLM's without TEACHER_MODEL).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/lib.sh
@@ -25,11 +26,11 @@ TASKS=${TASKS:-"snli rte mrpc sst2 wikiqa"}
 STUDENTS=${STUDENTS:-"finetune kd pkd"}
 export ACCELERATE_MIXED_PRECISION=${ACCELERATE_MIXED_PRECISION:-bf16} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
+teacher_model=(); [ -n "${TEACHER_MODEL:-}" ] && teacher_model=(--model "$TEACHER_MODEL")
 for task in $TASKS; do
   T=$OUT/$task
   read -r -a TRAIN <<< "$(train_args "$task")"
   if [ -z "${SKIP_TEACHERS:-}" ]; then
-    teacher_model=(); [ -n "${TEACHER_MODEL:-}" ] && teacher_model=(--model "$TEACHER_MODEL")
     step "$T/teacher" "$task: teacher (defaults)" bertdistill finetune "${TRAIN[@]}" "${teacher_model[@]}" \
       --output "$T/teacher"
     step "$T/labels" "$task: teacher labels" \
@@ -41,7 +42,7 @@ for task in $TASKS; do
   for s in $seeds; do
     for student in $STUDENTS; do
       case $student in
-        finetune) opts=() ;;
+        finetune) opts=("${teacher_model[@]}") ;;  # the same pretrained base as the teacher
         kd) opts=(--labels "$T/labels") ;;
         pkd) opts=(--labels "$T/labels" --pkd skip) ;;
       esac
