@@ -149,10 +149,12 @@ class BestTracker:
         value, best = metrics[self.metric], state["best_value"]
         collapsed = self.collapsed(metrics)
         if best is not None:
-            if collapsed and not state.get("best_collapsed"):
-                return False
-            better = value < best if lower_is_better(self.metric) else value > best
-            if not better and not (state.get("best_collapsed") and not collapsed):
+            best_collapsed = state.get("best_collapsed", False)
+            if collapsed != best_collapsed:
+                replaces = best_collapsed  # a step that is not collapsed beats a collapsed one, whatever the scores
+            else:
+                replaces = value < best if lower_is_better(self.metric) else value > best
+            if not replaces:
                 return False
         state["best_value"], state["best_step"], state["best_collapsed"] = value, state["step"], collapsed
         if self.accelerator.is_main_process:
