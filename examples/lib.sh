@@ -11,6 +11,11 @@ step() {
   fi
 }
 
+# The teachers label in bf16 where the CPU computes it in hardware (AVX512-BF16, AMX) or on a GPU, in fp32 where the
+# CPU would emulate it, several times slower: the rule of `mixed_precision: auto` (bertdistill.devices.native_bf16).
+LABEL_BACKEND=${LABEL_BACKEND:-$(python -c "from bertdistill.devices import native_bf16, training_device as d
+print('bf16' if d().type != 'cpu' or native_bf16(d()) else 'torch')")}
+
 # deployed_bench STUDENT EXPORT_DATA_OPTIONS...: export teacher t1 and STUDENT (paths under $OUT) to ONNX
 # fp32 + int8 (parity rows from the options given), then time both on every backend (PyTorch fp32, bf16,
 # ONNX int8) in one bench run over the test set, with the metric each backend gives: $OUT/bench-deployed.*.

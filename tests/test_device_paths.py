@@ -182,6 +182,52 @@ def test_finetune_precision_from_accelerate_env(kit, tmp_path, monkeypatch):
     assert cfg["train"]["mixed_precision"] == "no"
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["bf16-in-hardware", "bf16-emulated"])
+def test_finetune_auto_precision_follows_the_hardware(kit, tmp_path, monkeypatch, native):
+    """auto (here from the environment, as the recipe scripts set it) is bf16 only where the device computes it
+    in hardware; an AVX2 CPU emulates bf16 several times slower than fp32 (bertdistill.devices)."""
+    import bertdistill.devices as devices
+
+    monkeypatch.setattr(devices, "native_bf16", lambda device: native)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "auto")
+    res = run_cli("finetune", "--data", kit["data"], "--model", kit["teacher"], "--max-steps", "1", "--batch-size",
+                  "8", "--max-length", "32", "--save-every", "1", "--student-layers", "1", "--output", tmp_path / "s")
+    assert res.code == 0, res.err
+    cfg = json.loads((tmp_path / "s" / "training_config.json").read_text())
+    assert cfg["train"]["mixed_precision"] == ("bf16" if native else "no")
+    assert "emulated" not in res.err
+
+
+def test_bf16_on_a_cpu_that_emulates_it_warns(kit, tmp_path, monkeypatch):
+    """Asked for explicitly, bf16 is honoured, with one warning line that says why it is slow and what to use."""
+    import bertdistill.devices as devices
+    from bertdistill.inference.torch_backend import _warn_once
+
+    monkeypatch.setattr(devices, "native_bf16", lambda device: False)
+    res = run_cli("finetune", "--data", kit["data"], "--model", kit["teacher"], "--max-steps", "1", "--batch-size",
+                  "8", "--max-length", "32", "--save-every", "1", "--student-layers", "1", "--mixed-precision",
+                  "bf16", "--output", tmp_path / "s")
+    assert res.code == 0, res.err
+    assert "warning: bf16 mixed precision on this CPU" in res.err and "--mixed-precision no or auto" in res.err
+    assert json.loads((tmp_path / "s" / "training_config.json").read_text())["train"]["mixed_precision"] == "bf16"
+    _warn_once.cache_clear()
+    res = run_cli("bench", "--model", f"t={kit['teacher']}:bf16", "--data",
+                  kit["data"], "--repeats", "1", "--warmup", "0", "--batch-sizes", "4", "--device", "cpu")
+    assert res.code == 0, res.err
+    assert res.err.count("warning: the bf16 backend on this CPU") == 1 and "--backend torch" in res.err
+
+
+def test_native_bf16_reads_the_cpu():
+    import platform
+
+    from bertdistill.devices import emulated_bf16_warning, native_bf16
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert native_bf16("cpu") == bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert (emulated_bf16_warning("cpu") is None) == native_bf16("cpu")
+
+
 # -- on a GPU ------------------------------------------------------------------------------------------
 
 @pytest.mark.gpu

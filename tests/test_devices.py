@@ -83,6 +83,20 @@ def test_mixed_precision_from_accelerate_env(tmp_path):
         resolve_mixed_precision(None, {"ACCELERATE_MIXED_PRECISION": "fp8", "HF_HOME": str(tmp_path)})
 
 
+def test_mixed_precision_auto_is_bf16_only_where_it_is_native(tmp_path, monkeypatch):
+    import bertdistill.devices as devices
+
+    env = {"HF_HOME": str(tmp_path)}
+    monkeypatch.setattr(devices, "native_bf16", lambda device: True)
+    assert resolve_mixed_precision("auto", env, device="cpu") == "bf16"
+    assert resolve_mixed_precision(None, {**env, "ACCELERATE_MIXED_PRECISION": "AUTO"}, device="cpu") == "bf16"
+    monkeypatch.setattr(devices, "native_bf16", lambda device: False)
+    assert resolve_mixed_precision("auto", env, device="cpu") == "no"
+    assert resolve_mixed_precision("auto", env, device="cuda:0") == "fp16"  # a GPU without bf16
+    assert resolve_mixed_precision("bf16", env, device="cpu") == "bf16"  # asked for: honoured (with a warning)
+    assert "no AVX512-BF16 or AMX" in devices.emulated_bf16_warning("cpu")
+
+
 def test_mixed_precision_from_accelerate_config_file(tmp_path):
     env = {"HF_HOME": str(tmp_path)}
     assert resolve_mixed_precision(None, env) == "no"  # no config anywhere

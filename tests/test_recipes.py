@@ -158,3 +158,23 @@ def test_the_demo_recipe_plans_the_whole_method(tmp_path, monkeypatch):
     steps = {s.name: s for s in plan.steps}
     assert steps["stage 1"].config.student.dropout == 0 and steps["stage 2"].config.student.dropout == 0
     assert plan.recipe.targets.retention == 0.95 and plan.recipe.targets.speedup == 3.0
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["bf16-in-hardware", "bf16-emulated"])
+def test_auto_precision_keeps_emulated_bf16_out_of_the_demo(tmp_path, monkeypatch, native):
+    """With mixed_precision: auto, a CPU that emulates bf16 (several times slower than fp32) gets fp32 labels and
+    no bf16 bench rows; where bf16 is native the recipe runs as written."""
+    import bertdistill.recipe.plan as plan_module
+    from bertdistill.recipe import load_recipe, make_plan
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(plan_module, "native_bf16", lambda device: native)
+    monkeypatch.setattr(plan_module, "training_device", lambda: __import__("torch").device("cpu"))
+    recipe = load_recipe("examples/demo/recipe.yaml", {"output": str(tmp_path / "demo")})
+    assert recipe.mixed_precision == "auto"
+    steps = {s.name: s for s in make_plan(recipe, "recipe").steps}
+    expected = "bf16" if native else "torch"
+    assert steps["label corpus"].config.backend == steps["label train"].config.backend == expected
+    rows = [m.split("=", 1)[0] for m in steps["bench"].config.models]
+    assert any(r.endswith("-bf16") for r in rows) == native and any(r.endswith("-int8") for r in rows)
+    assert recipe.label["backend"] == "bf16" and "bf16" in recipe.bench.backends  # the loaded recipe is untouched

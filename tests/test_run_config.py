@@ -141,7 +141,7 @@ def test_help_lists_choices_and_completion_is_on():
     r = run_cli("--help")
     assert "--install-completion" in r.out
     finetune = run_cli("finetune", "--help").out
-    for shown in ("<no|bf16|fp16>", "<kl|mse>", "<none|skip|last>", "<none|tensorboard|wandb>",
+    for shown in ("<no|bf16|fp16|auto>", "<kl|mse>", "<none|skip|last>", "<none|tensorboard|wandb>",
                   "<pair|single|ranking>"):
         assert shown in finetune, shown
     assert "<channel|tensor>" in run_cli("export", "--help").out

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bertdistill.commands import common as c
+from bertdistill.devices import MIXED_PRECISION
 
 NAME = "finetune"
 HELP = """Fine-tune a sequence classifier, or distill a student from teachers: their stored outputs
@@ -17,7 +18,7 @@ attention-map terms and the MiniLM attention and value relations.
 
 Examples:
   bertdistill finetune --data ../shared/datasets/glue/RTE/train.tsv \\
-      --eval-data ../shared/datasets/glue/RTE/dev.tsv --mixed-precision bf16 --output runs/rte-teacher
+      --eval-data ../shared/datasets/glue/RTE/dev.tsv --mixed-precision auto --output runs/rte-teacher
   bertdistill finetune --data ../shared/datasets/wikiqa/WikiQA-train.txt --columns query,passage,label \\
       --task ranking --eval-data ../shared/datasets/wikiqa/WikiQA-dev.txt --labels runs/labels-train \\
       --student-layers 3 --pkd skip --alpha 0.7 --temperature 2 --output runs/student
@@ -99,9 +100,10 @@ Warmup = Annotated[float, typer.Option("--warmup-ratio", help="Share of updates 
                                        rich_help_panel=TRAIN)]
 WeightDecay = Annotated[float, typer.Option("--weight-decay", rich_help_panel=TRAIN)]
 Seed = Annotated[int, typer.Option("--seed", rich_help_panel=TRAIN)]
-MixedPrecision = Annotated[Optional[c.choice("MixedPrecision", ("no", "bf16", "fp16"))], typer.Option(
-    "--mixed-precision", help="no, bf16 (works on CPU) or fp16; default: the Accelerate configuration "
-    "(ACCELERATE_MIXED_PRECISION or accelerate config), else no.",
+MixedPrecision = Annotated[Optional[c.choice("MixedPrecision", MIXED_PRECISION)], typer.Option(
+    "--mixed-precision", help="no, bf16 (fast on GPUs and on CPUs with AVX512-BF16 or AMX, emulated and slow on "
+    "others), fp16, or auto (bf16 where the device computes it in hardware, else no); default: the Accelerate "
+    "configuration (ACCELERATE_MIXED_PRECISION or accelerate config), else no.",
                                              rich_help_panel=TRAIN)]
 ReportTo = Annotated[c.choice("ReportTo", ("none", "tensorboard", "wandb")), typer.Option(
     "--report-to", help="Log every loss term, the learning rate, throughput and evaluations to TensorBoard "

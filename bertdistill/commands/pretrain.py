@@ -18,7 +18,7 @@ The output is a Hugging Face model that `finetune --student-from` takes for stag
 
 Example (after bertdistill corpus and bertdistill label, see the README):
   bertdistill pretrain-student --data runs/corpus.jsonl --labels runs/labels-corpus --student-layers 3 \\
-      --pkd skip --epochs 1 --mixed-precision bf16 --save-every 500 --output runs/stage1
+      --pkd skip --epochs 1 --mixed-precision auto --save-every 500 --output runs/stage1
 """
 
 

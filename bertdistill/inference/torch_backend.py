@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Sequence
 
@@ -19,10 +19,12 @@ def load_torch(path: str, threads: int | None = None, trust_remote_code: bool = 
                device: str | torch.device = "cpu") -> Scorer:
     """A Hugging Face sequence classifier in eval mode on ``device`` (auto | cpu | cuda | cuda:N); ``bf16``
     runs it under autocast in the device's reduced precision (bf16; fp16 on GPUs without bf16)."""
-    from bertdistill.devices import autocast_dtype, resolve_device
+    from bertdistill.devices import autocast_dtype, emulated_bf16_warning, resolve_device
     from bertdistill.models import config_label_names, load_classifier, load_tokenizer, resolve_model
 
     device = device if isinstance(device, torch.device) else resolve_device(device)
+    if bf16:
+        _warn_once(emulated_bf16_warning(device, "the bf16 backend"))
     if threads is not None:
         torch.set_num_threads(threads)
     path = resolve_model(path)
@@ -52,6 +54,15 @@ def load_torch(path: str, threads: int | None = None, trust_remote_code: bool = 
     return Scorer(path, "bf16" if bf16 else "torch", tokenizer, config_label_names(model.config), model.config,
                   input_names, forward, torch_model=model,
                   num_parameters=sum(p.numel() for p in model.parameters()), device=str(device))
+
+
+@lru_cache(maxsize=None)
+def _warn_once(line: str | None) -> None:
+    """Print a warning line once per process (bench and label load one model per backend and teacher)."""
+    if line:
+        from bertdistill.ui import err_console
+
+        err_console.print(f"warning: {line}", soft_wrap=True)
 
 
 def model_input_names(model, tokenizer=None) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bertdistill.config import config_from_dict, config_to_dict, merge_dicts
+from bertdistill.devices import AUTO, MIXED_PRECISION, native_bf16, training_device
 from bertdistill.errors import UserError
 from bertdistill.packaged import PACKAGED
 from bertdistill.recipe.spec import Recipe
@@ -153,8 +154,10 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
         raise UserError("the recipe names no output folder", where, "add output: runs/NAME")
     root = Path(recipe.output)
     L, mp = recipe.max_length, recipe.mixed_precision
-    if mp is not None and mp not in ("no", "bf16", "fp16"):
-        raise UserError(f"unknown mixed_precision {mp!r}", where, "use no, bf16 or fp16")
+    if mp is not None and mp not in MIXED_PRECISION:
+        raise UserError(f"unknown mixed_precision {mp!r}", where, f"use one of: {', '.join(MIXED_PRECISION)}")
+    if mp == AUTO and not native_bf16(training_device()) and training_device().type == "cpu":
+        recipe = _without_emulated_bf16(recipe)
     if not recipe.seeds:
         raise UserError("seeds is empty", where, "give at least one seed, e.g. seeds: [1]")
     if len(set(recipe.seeds)) < len(recipe.seeds):
@@ -339,6 +342,18 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
         steps.append(_bench_step(recipe, root, test, teachers, teacher_of, exported, student_steps, several, where))
     _fingerprints(steps)
     return Plan(recipe=recipe, root=root, steps=steps, teachers=teachers)
+
+
+def _without_emulated_bf16(recipe: Recipe) -> Recipe:
+    """``mixed_precision: auto`` reaches the recipe's bf16 inference too: on a CPU that emulates bf16 (several
+    times slower than fp32, bertdistill.devices) the teachers label in fp32 and the bench leaves out its bf16
+    rows, which cannot be the fastest there."""
+    recipe = copy.deepcopy(recipe)
+    if (recipe.label or {}).get("backend") == "bf16":
+        recipe.label["backend"] = "torch"
+    if recipe.bench is not None and len(set(recipe.bench.backends) - {"bf16"}) > 0:
+        recipe.bench.backends = [b for b in recipe.bench.backends if b != "bf16"]
+    return recipe
 
 
 def _unlabeled(spec: dict | None) -> dict | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bertdistill.data.sources import DataSpec
-from bertdistill.devices import MIXED_PRECISION  # noqa: F401  (no, bf16, fp16)
+from bertdistill.devices import MIXED_PRECISION  # noqa: F401  (no, bf16, fp16, auto)
 from bertdistill.errors import UserError
 from bertdistill.student.config import StudentConfig  # noqa: F401  (part of the run configs)
 from bertdistill.training.guards import GuardConfig
@@ -92,8 +92,9 @@ class TrainConfig:
     MiniLM-L6's parameters and 80% of a 256-wide student's; a MiniLM-L6 update took 18% less time here."""
     seed: int = 42
     mixed_precision: str | None = None
-    """no | bf16 | fp16; None: what Accelerate is configured with (ACCELERATE_MIXED_PRECISION, which
-    ``accelerate launch`` sets, or the ``accelerate config`` file), else no. ``check()`` records the result."""
+    """no | bf16 | fp16 | auto (bf16 where the device computes it in hardware, else no); None: what Accelerate is
+    configured with (ACCELERATE_MIXED_PRECISION, which ``accelerate launch`` sets, or the ``accelerate config``
+    file), else no. ``check()`` records the result."""
     eval_every: int | None = None
     """Evaluate every N updates (and always at the end of each epoch)."""
     save_every: int | None = 500

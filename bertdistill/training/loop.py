@@ -32,7 +32,7 @@ from bertdistill.training.evaluation import cache_teacher_logits, evaluate
 from bertdistill.training.optimization import linear_schedule, make_optimizer, plan_updates
 from bertdistill.training.outputs import Diverged, check_weights, publish, start_or_resume
 from bertdistill.training.run import Run, TrainResult
-from bertdistill.training.runtime import make_accelerator, over_budget, stop_requested
+from bertdistill.training.runtime import make_accelerator, over_budget, precision_warnings, stop_requested
 
 
 def train_step(accelerator, module, optimizer, scheduler, run: Run, group: list, config: TrainConfig) -> dict:
@@ -105,6 +105,7 @@ def _train(config: TrainConfig, run: Run, accelerator, show_progress: bool,
     torch.manual_seed(config.seed)
     total, updates_per_epoch, length_line = plan_updates(config, run.train_set, world)
     short_run = short_run_warning(total, updates_per_epoch, config)
+    run.warnings += [w for w in precision_warnings(config, accelerator.device) if w not in run.warnings]
     from bertdistill.training.speed import use_fast_attention
 
     # Eager attention on the CPU (not saved in the model's config; see training.speed for the figures).

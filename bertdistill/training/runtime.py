@@ -31,6 +31,16 @@ def make_accelerator(config: TrainConfig, output: Path | None = None):
                         "--mixed-precision", "use --mixed-precision bf16 or no on a CPU") from None
 
 
+def precision_warnings(config: TrainConfig, device: torch.device) -> list[str]:
+    """One line when the run trains in bf16 on a CPU that emulates it, several times slower than fp32."""
+    if config.mixed_precision != "bf16":
+        return []
+    from bertdistill.devices import emulated_bf16_warning
+
+    line = emulated_bf16_warning(device, "bf16 mixed precision")
+    return [line] if line else []
+
+
 def stop_requested(ctrl_c, accelerator) -> bool:
     """Whether Ctrl-C was pressed (on any process: every process must stop at the same update)."""
     if accelerator.num_processes == 1:

@@ -4,9 +4,10 @@
 # 3-layer students with default options: fine-tuned only, distilled (--labels) and distilled with PKD added
 # (--pkd skip, the default β); SEEDS_SMALL for the two smallest tasks (SNLI, RTE), SEEDS for the others. Only the
 # data options, --student-layers 3, --pkd and --baseline (the same seed fine-tuned alone, for the distilled runs'
-# own table) are given. Accelerate's configuration selects bf16 (ACCELERATE_MIXED_PRECISION, as `accelerate
-# config` would) so that the study fits the CPU budget. Then examples/defaults/collect.py scores every model on
-# the task's test file.
+# own table) are given. Accelerate's configuration selects the precision (ACCELERATE_MIXED_PRECISION, as `accelerate
+# config` would): auto, bf16 where the CPU computes it in hardware, so that the study fits the CPU budget (an AVX2
+# CPU emulates bf16, several times slower than fp32). Then examples/defaults/collect.py scores every model on the
+# task's test file.
 #   OUT=runs/defaults3 ROWS=2000 bash examples/defaults/run.sh
 # Every step is skipped when its output is complete, so the script can be stopped and run again. A student whose
 # every evaluation collapsed exits 3 (saved, marked as failed); the study goes on and collect.py reports it.
@@ -24,7 +25,7 @@ SEEDS=${SEEDS:-1}
 SEEDS_SMALL=${SEEDS_SMALL:-"1 2 3"}
 TASKS=${TASKS:-"snli rte mrpc sst2 wikiqa"}
 STUDENTS=${STUDENTS:-"finetune kd pkd"}
-export ACCELERATE_MIXED_PRECISION=${ACCELERATE_MIXED_PRECISION:-bf16} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export ACCELERATE_MIXED_PRECISION=${ACCELERATE_MIXED_PRECISION:-auto} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 teacher_model=(); [ -n "${TEACHER_MODEL:-}" ] && teacher_model=(--model "$TEACHER_MODEL")
 for task in $TASKS; do
@@ -34,7 +35,7 @@ for task in $TASKS; do
     step "$T/teacher" "$task: teacher (defaults)" bertdistill finetune "${TRAIN[@]}" "${teacher_model[@]}" \
       --output "$T/teacher"
     step "$T/labels" "$task: teacher labels" \
-      bertdistill label --teacher "t1=$T/teacher" "${TRAIN[@]}" --hidden-layers all --backend bf16 --quiet \
+      bertdistill label --teacher "t1=$T/teacher" "${TRAIN[@]}" --hidden-layers all --backend "$LABEL_BACKEND" --quiet \
         --output "$T/labels"
   fi
   [ -n "${TEACHERS_ONLY:-}" ] && continue

@@ -18,7 +18,7 @@ ROWS=${ROWS:-2000}
 TASKS=${TASKS:-"snli mrpc"}
 SEEDS=${SEEDS:-"1 2 3"}
 VARIANTS=${VARIANTS:-"pkd-b10=--pkd skip --pkd-beta 10;pkd-b1=--pkd skip --pkd-beta 1;pkd-b100=--pkd skip --pkd-beta 100"}
-export ACCELERATE_MIXED_PRECISION=${ACCELERATE_MIXED_PRECISION:-bf16} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export ACCELERATE_MIXED_PRECISION=${ACCELERATE_MIXED_PRECISION:-auto} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 IFS=';' read -r -a VARIANT_LIST <<< "$VARIANTS"
 for s in $SEEDS; do
   for task in $TASKS; do

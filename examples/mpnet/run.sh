@@ -59,7 +59,7 @@ case $TASK in
     ;;
   *) echo "TASK must be mrpc, rte or wikiqa" >&2; exit 2;;
 esac
-FAST=(--max-length "$MAXLEN" --mixed-precision bf16)
+FAST=(--max-length "$MAXLEN" --mixed-precision auto)  # bf16 where the CPU has it in hardware
 
 # -- teachers: MPNet-base, seeds 1 and 2 ------------------------------------------------------------
 TEACHER_FROM=mpnet-base
@@ -83,14 +83,14 @@ want teachers && exit 0
 
 # -- the teachers' outputs, once: logits and the [CLS] states PKD-skip needs for 6 and 3 student layers -----
 step "$LABELDIR/train" "label train" bertdistill label "${TEACHERS[@]}" "${TRAIN[@]}" --max-length "$MAXLEN" \
-  --backend bf16 --hidden-layers 2,4,6,8,10 --quiet --output "$LABELDIR/train"
+  --backend "$LABEL_BACKEND" --hidden-layers 2,4,6,8,10 --quiet --output "$LABELDIR/train"
 c=$OUT/corpora/mined.jsonl
 if [ "$TWO" = yes ]; then  # stage 1 of TMKD: the corpus and both teachers' outputs on it
   mkdir -p "$OUT/corpora"
   step "$c" "corpus mined" bertdistill corpus "${TRAIN[@]}" "${CORPUS[@]}" --mine bm25 --top-k 4 \
     --no-include-originals --seed 0 --quiet --output "$c"
   step "$OUT/labels/mined" "label corpus mined" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
-    --max-length "$MAXLEN" --backend bf16 --quiet --output "$OUT/labels/mined"
+    --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --quiet --output "$OUT/labels/mined"
   [ -f "$OUT/corpora/mined.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/mined" \
     --json "$OUT/corpora/mined.stats.json" > "$OUT/corpora/mined.stats.txt"
 fi

@@ -17,14 +17,14 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 TRAIN=(--data "$GLUE/MRPC/train.tsv")
 DEV=(--eval-data "$GLUE/MRPC/dev.tsv")
 TEST=(--data "$GLUE/MRPC/msr_paraphrase_test.txt")    # the labeled MSRP test file
-FAST=(--max-length "$MAXLEN" --mixed-precision bf16)
+FAST=(--max-length "$MAXLEN" --mixed-precision auto)  # bf16 where the CPU has it in hardware
 
 for t in 1 2; do
   step "$OUT/teachers/t$t" "teacher t$t" bertdistill finetune "${TRAIN[@]}" "${DEV[@]}" "${FAST[@]}" \
     --epochs 2 --batch-size 32 --lr 5e-5 --seed "$t" --resume --output "$OUT/teachers/t$t"
 done
 step "$OUT/labels/train" "label train" bertdistill label --teacher "t1=$OUT/teachers/t1" \
-  --teacher "t2=$OUT/teachers/t2" "${TRAIN[@]}" --max-length "$MAXLEN" --backend bf16 --hidden-layers skip \
+  --teacher "t2=$OUT/teachers/t2" "${TRAIN[@]}" --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --hidden-layers skip \
   --student-layers 3 --quiet --output "$OUT/labels/train"
 step "$OUT/students/pruned" "prune t1 to 3L/256/8h/1024" bertdistill prune --model "$OUT/teachers/t1" \
   "${TRAIN[@]}" --limit 2000 --layers 3 --layer-map skip --hidden 256 --heads 8 --ffn 1024 \
@@ -61,7 +61,7 @@ if [ "$PART" != study ]; then
     --exclude "$GLUE/MRPC/dev.tsv:#1 String,#2 String" --exclude "$GLUE/MRPC/msr_paraphrase_test.txt:#1 String,#2 String" \
     --mine bm25 --top-k 4 --no-include-originals --seed 0 --quiet --output "$c"
   step "$OUT/labels/mined" "label corpus mined" bertdistill label --teacher "t1=$OUT/teachers/t1" \
-    --teacher "t2=$OUT/teachers/t2" --data "$c" --unlabeled --max-length "$MAXLEN" --backend bf16 --quiet \
+    --teacher "t2=$OUT/teachers/t2" --data "$c" --unlabeled --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --quiet \
     --output "$OUT/labels/mined"
   [ -f "$OUT/corpora/mined.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/mined" \
     --json "$OUT/corpora/mined.stats.json" > "$OUT/corpora/mined.stats.txt"

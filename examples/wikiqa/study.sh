@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 TRAIN=(--data "$WIKIQA/WikiQA-train.txt" --columns query,passage,label --task ranking)
 DEV=(--eval-data "$WIKIQA/WikiQA-dev.txt")
 TEST=(--data "$WIKIQA/WikiQA-test.tsv" --group-column QuestionID)
-FAST=(--max-length "$MAXLEN" --mixed-precision bf16)
+FAST=(--max-length "$MAXLEN" --mixed-precision auto)  # bf16 where the CPU has it in hardware
 want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 
 # Two teachers: the 6-layer MiniLM fine-tuned for 1 epoch on all training pairs, seeds 1 and 2.
@@ -32,7 +32,7 @@ want teachers && exit 0
 
 # Teacher outputs of the training set, once: logits and the [CLS] states PKD-skip needs for 3 layers.
 step "$OUT/labels/train" "label train" bertdistill label "${TEACHERS[@]}" "${TRAIN[@]}" --max-length "$MAXLEN" \
-  --backend bf16 --hidden-layers skip --student-layers 3 --output "$OUT/labels/train"
+  --backend "$LABEL_BACKEND" --hidden-layers skip --student-layers 3 --output "$OUT/labels/train"
 # The narrow student cut from teacher t1 (issue 14): 3 layers (PKD-skip map), width 256, 8 heads, FFN 1024,
 # scored on 2,000 training pairs against t1's own predictions.
 step "$OUT/students/pruned" "prune t1 to 3L/256/8h/1024" bertdistill prune --model "$OUT/teachers/t1" \
@@ -138,7 +138,7 @@ build_corpus() {  # build_corpus NAME RANDOM_RATIO: the corpus, its teacher labe
   step "$c" "corpus $name" bertdistill corpus "${TRAIN[@]}" "${SOURCES[@]}" --mine bm25 --top-k 4 \
     --random-ratio "$ratio" --no-include-originals --seed 0 --quiet --output "$c"
   step "$OUT/labels/$name" "label corpus $name" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
-    --max-length "$MAXLEN" --backend bf16 --quiet --output "$OUT/labels/$name"
+    --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --quiet --output "$OUT/labels/$name"
   [ -f "$OUT/corpora/$name.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/$name" \
     --json "$OUT/corpora/$name.stats.json" > "$OUT/corpora/$name.stats.txt"
 }
