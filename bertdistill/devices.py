@@ -11,9 +11,9 @@
 * ``native_bf16`` / ``emulated_bf16_warning``: whether bf16 is fast here. A CPU without AVX512-BF16 or AMX
   (an AVX2 one) emulates it: measured on this project's build machine (AMD EPYC, AVX2 only), a MiniLM-L6
   forward pass took 4.4× as long under bf16 autocast as in fp32, a 3-layer student's training step 16×, a
-  1024² matmul 128×; the demo's
-  corpus labeling had not finished after 6.7 minutes in bf16 (it and the training set's took 1 min 50 s in
-  fp32), and an MPNet-base teacher had not reached step 57 of 300 after 57 minutes.
+  1024² matmul 128×; the demo's corpus labeling had not finished after 6.7 minutes in bf16 (it and the
+  training set's took 1 min 50 s in fp32), and an MPNet-base teacher had not reached step 57 of 300 after
+  57 minutes.
 """
 
 from __future__ import annotations

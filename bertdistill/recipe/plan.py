@@ -351,7 +351,7 @@ def _without_emulated_bf16(recipe: Recipe) -> Recipe:
     recipe = copy.deepcopy(recipe)
     if (recipe.label or {}).get("backend") == "bf16":
         recipe.label["backend"] = "torch"
-    if recipe.bench is not None and len(set(recipe.bench.backends) - {"bf16"}) > 0:
+    if recipe.bench is not None and set(recipe.bench.backends) - {"bf16"}:  # a bench of bf16 alone stays
         recipe.bench.backends = [b for b in recipe.bench.backends if b != "bf16"]
     return recipe
 
