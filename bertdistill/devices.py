@@ -116,11 +116,12 @@ def native_bf16(device: torch.device | str) -> bool:
 
 
 def emulated_bf16_warning(device: torch.device | str, what: str = "bf16") -> str | None:
-    """One warning line when ``device`` is a CPU that emulates bf16; None where bf16 is native."""
+    """One warning line when ``device`` is a CPU that emulates bf16; None where bf16 is native and on GPUs
+    (the bf16 backend autocasts to fp16 on those without bf16)."""
     device = torch.device(device)
-    if native_bf16(device):
+    if device.type != "cpu" or native_bf16(device):
         return None
-    capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
+    capability = torch.backends.cpu.get_cpu_capability()
     fix = "use --mixed-precision no or auto" if what == "bf16 mixed precision" else "use --backend torch or onnx-int8"
     return (f"{what} on this CPU ({capability}: no AVX512-BF16 or AMX) is emulated and runs several times slower "
             f"than fp32 (4.4× for a MiniLM forward pass on an AVX2 CPU); {fix}")
