@@ -115,14 +115,13 @@ def native_bf16(device: torch.device | str) -> bool:
         return True
 
 
-def emulated_bf16_warning(device: torch.device | str, what: str = "bf16") -> str | None:
+def emulated_bf16_warning(device: torch.device | str, what: str, fix: str) -> str | None:
     """One warning line when ``device`` is a CPU that emulates bf16; None where bf16 is native and on GPUs
     (the bf16 backend autocasts to fp16 on those without bf16)."""
     device = torch.device(device)
     if device.type != "cpu" or native_bf16(device):
         return None
     capability = torch.backends.cpu.get_cpu_capability()
-    fix = "use --mixed-precision no or auto" if what == "bf16 mixed precision" else "use --backend torch or onnx-int8"
     return (f"{what} on this CPU ({capability}: no AVX512-BF16 or AMX) is emulated and runs several times slower "
             f"than fp32 (4.4× for a MiniLM forward pass on an AVX2 CPU); {fix}")
 
@@ -179,9 +178,9 @@ def resolve_mixed_precision(given: str | None, env: dict[str, str] | None = None
         raise UserError(f"unknown mixed precision {value!r}", where, f"use one of: {', '.join(MIXED_PRECISION)}")
     if value == AUTO:
         device = torch.device(device) if device is not None else training_device()
-        if device.type == "cuda" and not native_bf16(device):
-            return "fp16"
-        return "bf16" if native_bf16(device) else "no"
+        if native_bf16(device):
+            return "bf16"
+        return "fp16" if device.type == "cuda" else "no"
     return value
 
 

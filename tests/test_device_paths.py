@@ -225,7 +225,7 @@ def test_native_bf16_reads_the_cpu():
 
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert native_bf16("cpu") == bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    assert (emulated_bf16_warning("cpu") is None) == native_bf16("cpu")
+    assert (emulated_bf16_warning("cpu", "bf16", "fix") is None) == native_bf16("cpu")
 
 
 # -- on a GPU ------------------------------------------------------------------------------------------

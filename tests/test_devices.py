@@ -94,7 +94,7 @@ def test_mixed_precision_auto_is_bf16_only_where_it_is_native(tmp_path, monkeypa
     assert resolve_mixed_precision("auto", env, device="cpu") == "no"
     assert resolve_mixed_precision("auto", env, device="cuda:0") == "fp16"  # a GPU without bf16
     assert resolve_mixed_precision("bf16", env, device="cpu") == "bf16"  # asked for: honoured (with a warning)
-    assert "no AVX512-BF16 or AMX" in devices.emulated_bf16_warning("cpu")
+    assert "no AVX512-BF16 or AMX" in devices.emulated_bf16_warning("cpu", "bf16", "use --mixed-precision no")
 
 
 def test_mixed_precision_from_accelerate_config_file(tmp_path):

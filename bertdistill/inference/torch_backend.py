@@ -24,7 +24,7 @@ def load_torch(path: str, threads: int | None = None, trust_remote_code: bool = 
 
     device = device if isinstance(device, torch.device) else resolve_device(device)
     if bf16:
-        _warn_once(emulated_bf16_warning(device, "the bf16 backend"))
+        _warn_once(emulated_bf16_warning(device, "the bf16 backend", "use --backend torch or onnx-int8"))
     if threads is not None:
         torch.set_num_threads(threads)
     path = resolve_model(path)

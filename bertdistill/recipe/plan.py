@@ -156,7 +156,7 @@ def make_plan(recipe: Recipe, where: str = "recipe") -> Plan:
     L, mp = recipe.max_length, recipe.mixed_precision
     if mp is not None and mp not in MIXED_PRECISION:
         raise UserError(f"unknown mixed_precision {mp!r}", where, f"use one of: {', '.join(MIXED_PRECISION)}")
-    if mp == AUTO and not native_bf16(training_device()) and training_device().type == "cpu":
+    if mp == AUTO and training_device().type == "cpu" and not native_bf16("cpu"):
         recipe = _without_emulated_bf16(recipe)
     if not recipe.seeds:
         raise UserError("seeds is empty", where, "give at least one seed, e.g. seeds: [1]")

@@ -37,7 +37,7 @@ def precision_warnings(config: TrainConfig, device: torch.device) -> list[str]:
         return []
     from bertdistill.devices import emulated_bf16_warning
 
-    line = emulated_bf16_warning(device, "bf16 mixed precision")
+    line = emulated_bf16_warning(device, "bf16 mixed precision", "use --mixed-precision no or auto")
     return [line] if line else []
 
 
