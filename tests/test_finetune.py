@@ -158,3 +158,23 @@ def test_eval_file_with_other_columns_through_eval_data_config(tmp_path):
     record = json.loads((out / "training_record.json").read_text())
     assert record["data"]["eval"]["rows"] == 24 and record["data"]["eval"]["columns"]["label"] == "gold"
     assert record["evaluations"] and "accuracy" in record["evaluations"][-1]
+
+
+def test_cli_time_budget_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
+    from cli_helpers import run_cli
+
+    model_dir = make_tiny_bert(tmp_path / "base", layers=1, hidden=32)
+    train = write_word_task(tmp_path / "train.tsv", n=48, seed=1)
+    out = tmp_path / "out"
+    common = ("finetune", "--data", train, "--model", model_dir, "--max-steps", "4", "--batch-size", "8",
+              "--max-length", "32", "--allow-collapsed", "--output", out)
+    stopped = run_cli(*common, "--time-budget", "1e-9")
+    assert stopped.code == 0, stopped.err
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["summary"]["stopped_by"] == "time_budget" and record["summary"]["steps"] == 1
+    assert json.loads((out / "training_config.json").read_text())["train"]["time_budget"] == 1e-9
+    assert "stopped: time_budget" in stopped.out and "--resume and a larger --time-budget" in stopped.err
+    resumed = run_cli(*common, "--time-budget", "3600", "--resume")
+    assert resumed.code == 0, resumed.err
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["summary"]["stopped_by"] == "done" and record["summary"]["steps"] == 4

@@ -91,6 +91,9 @@ Epochs = Annotated[Optional[float], typer.Option(
     "at most 20).", rich_help_panel=TRAIN)]
 MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer updates (overrides --epochs).",
                                                 rich_help_panel=TRAIN)]
+TimeBudget = Annotated[Optional[float], typer.Option(
+    "--time-budget", help="Stop after this many seconds of training, with a checkpoint (continue with --resume and a "
+    "larger budget); the model of the best evaluation so far is published.", rich_help_panel=TRAIN)]
 GradAccum = Annotated[int, typer.Option("--grad-accum", help="Micro-batches per optimizer update.",
                                         rich_help_panel=TRAIN)]
 Lr = Annotated[Optional[float], typer.Option(
@@ -277,8 +280,8 @@ def command(
     temperature: Temperature = 2.0, kd_loss: KdLoss = "kl", pkd: Pkd = "none", pkd_beta: PkdBeta = 10.0,
     pkd_projection: PkdProjection = True, teacher: TeacherModels = None, term: Terms = None,
     match_layers: MatchLayers = "skip", relation_heads: RelationHeads = None,
-    epochs: Epochs = None, max_steps: MaxSteps = None, batch_size: c.BatchSize = 32, grad_accum: GradAccum = 1,
-    lr: Lr = None, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
+    epochs: Epochs = None, max_steps: MaxSteps = None, time_budget: TimeBudget = None, batch_size: c.BatchSize = 32,
+    grad_accum: GradAccum = 1, lr: Lr = None, warmup_ratio: Warmup = 0.1, weight_decay: WeightDecay = 0.01, seed: Seed = 42,
     mixed_precision: MixedPrecision = None, eval_every: EvalEvery = None, save_every: SaveEvery = 500,
     best_metric: BestMetric = None, max_length: c.MaxLength = 128, keep_checkpoints: KeepCheckpoints = False,
     report_to: ReportTo = "none", log_every: LogEvery = None, freeze_word_embeddings: FreezeWordEmbeddings = False,
@@ -312,8 +315,8 @@ def command(
         output=str(output) if output else "",
         student=student_config(student_from, model, student_layers, layer_map, student_config_path,
                                trust_remote_code, head, student_dropout),
-        train=TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=c.check_positive(batch_size, "--batch-size"),
-                          grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+        train=TrainConfig(epochs=epochs, max_steps=max_steps, time_budget=time_budget,
+                          batch_size=c.check_positive(batch_size, "--batch-size"), grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                           seed=seed, mixed_precision=mixed_precision, eval_every=eval_every, save_every=save_every,
                           best_metric=best_metric, max_length=max_length, keep_checkpoints=keep_checkpoints,
                           report_to=report_to, log_every=log_every, freeze_word_embeddings=freeze_word_embeddings),

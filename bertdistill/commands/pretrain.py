@@ -46,9 +46,7 @@ def command(
     match_layers: f.MatchLayers = "skip", relation_heads: f.RelationHeads = None,
     # epochs, lr, warmup_ratio and save_every: training.config.STAGE1_TRAIN_DEFAULTS (distill's stage 1 uses them)
     epochs: f.Epochs = 1.0, max_steps: f.MaxSteps = None,
-    time_budget: Annotated[Optional[float], typer.Option(
-        "--time-budget", help="Stop after this many seconds of training (resumable with a larger budget).",
-        rich_help_panel=f.TRAIN)] = None,
+    time_budget: f.TimeBudget = None,
     batch_size: c.BatchSize = 32, grad_accum: f.GradAccum = 1, lr: f.Lr = 1e-4, warmup_ratio: f.Warmup = 0.05,
     weight_decay: f.WeightDecay = 0.01, seed: f.Seed = 42, mixed_precision: f.MixedPrecision = None,
     eval_every: f.EvalEvery = None, save_every: f.SaveEvery = 1000, max_length: c.MaxLength = 128,

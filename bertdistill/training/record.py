@@ -87,6 +87,9 @@ def print_summary(result, title: str) -> None:
     console.print(f"{title}: {result.steps} steps ({result.epochs_done} epochs) in {result.train_seconds:.0f}s, "
                   f"{result.examples_per_second:.1f} ex/s, stopped: {result.stopped_by}; {best}; "
                   f"saved to {result.output}")
+    if result.stopped_by == "time_budget":
+        err_console.print(f"note: the time budget stopped training after {result.steps} updates, with a checkpoint; "
+                          "continue with the same command plus --resume and a larger --time-budget", soft_wrap=True)
 
 
 def input_identity(data_fp: dict, teachers) -> dict:
