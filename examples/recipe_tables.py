@@ -22,6 +22,17 @@ BACKEND_NAMES = {"torch": "PyTorch fp32", "bf16": "PyTorch bf16 autocast", "onnx
 METRIC_LABELS = {"map": "MAP", "mrr": "MRR", "accuracy": "accuracy", "f1": "F1"}
 
 
+def inference(models: list[dict]) -> str:
+    """How a quality bench scored its models, e.g. "PyTorch bf16 autocast inference" (the scripts' INFER_BACKEND)."""
+    return " and ".join(sorted({BACKEND_NAMES.get(m["backend"], m["backend"]) for m in models})) + " inference"
+
+
+def other_backends(backends) -> str:
+    """The backends a student's fp32 result is compared with, e.g. "bf16 / int8" (bf16 only where it is native)."""
+    short = {"bf16": "bf16", "onnx-int8": "int8", "onnx": "ONNX fp32"}
+    return " / ".join(short.get(b, b) for b in backends if b != "torch") or "no other backend"
+
+
 def seed_values(models: list[dict], metrics: tuple[str, ...]) -> dict[str, dict[str, list[float]]]:
     """variant → metric → values over seeds, for models named VARIANT-sSEED."""
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -119,13 +130,13 @@ def deployed_table(bench: dict, main: str, best_teacher: float, student_seeds: l
 
     lines += ["", f"Targets (teacher's fastest backend: {BACKEND_NAMES.get(fastest_teacher['backend'])}; student's: "
               f"{BACKEND_NAMES.get(fastest_student['backend'])}):",
-              f"- student {metric_label} (mean of {len(student_seeds)} seeds, bf16) / best teacher's: "
+              f"- student {metric_label} (mean of {len(student_seeds)} seeds) / best teacher's: "
               f"{statistics.mean(student_seeds):.4f} / {best_teacher:.4f} = {100 * retention:.1f}% "
               f"(target ≥ {100 * MIN_RETENTION:.0f}%): {verdict(retention >= MIN_RETENTION)}.",
               f"- student's fastest backend / teacher's PyTorch fp32 at batch 32: {x_fp32:.2f}× "
               f"(target ≥ {MIN_X_TEACHER_FP32:g}×): {verdict(x_fp32 >= MIN_X_TEACHER_FP32)}.",
               f"- student's fastest backend / teacher's fastest backend at batch 32: {x_fast:.2f}× "
               f"(target ≥ {MIN_X_TEACHER_FASTEST:g}×): {verdict(x_fast >= MIN_X_TEACHER_FASTEST)}.",
-              f"- {metric_label} lost to bf16 / int8 against the student's fp32 (seed 1): at most {loss:.2f} points "
+              f"- {metric_label} lost to {other_backends(student)} against the student's fp32 (seed 1): at most {loss:.2f} points "
               f"(target ≤ {MAX_BACKEND_LOSS_POINTS:g}): {verdict(loss <= MAX_BACKEND_LOSS_POINTS)}."]
     return lines

@@ -35,12 +35,18 @@ def main() -> None:
     parser.add_argument("--wikiqa", default="../shared/datasets/wikiqa")
     parser.add_argument("--snli", default="../shared/datasets/snli_sample")
     parser.add_argument("--tasks", nargs="+", default=list(TESTS))
-    parser.add_argument("--backend", default="bf16", help="inference backend of the scoring (torch: fp32)")
+    parser.add_argument("--backend", default=None, help="inference backend of the scoring (torch: fp32); default: "
+                                                         "bf16 where the CPU computes it in hardware, else torch")
     parser.add_argument("--tables-only", action="store_true", help="print the tables of $OUT/results.json again")
     args = parser.parse_args()
     if args.tables_only:
         print_tables(json.loads((args.out / "results.json").read_text()))
         return
+    if args.backend is None:  # the rule of examples/lib.sh's INFER_BACKEND
+        from bertdistill.devices import native_bf16, training_device
+
+        device = training_device()
+        args.backend = "bf16" if device.type != "cpu" or native_bf16(device) else "torch"
     rows = []
     for task in args.tasks:
         path, kw = TESTS[task]
@@ -65,7 +71,7 @@ def main() -> None:
             config_path = model_dir / "training_config.json"
             train_config = json.loads(config_path.read_text()).get("train", {}) if config_path.is_file() else {}
             rows.append({"task": task, "model": model_dir.name, "main": main, main: round(metrics[main], 4),
-                         "lr": train_config.get("lr"), "updates": summary.get("steps"),
+                         "scored_with": args.backend, "lr": train_config.get("lr"), "updates": summary.get("steps"),
                          "epochs_done": summary.get("epochs_done"),
                          "accuracy": round(metrics["accuracy"], 4), "majority": round(majority, 4),
                          "one_class_share": round(share, 3), "kept_step": summary.get("best_step"),

@@ -35,7 +35,7 @@ for task in $TASKS; do
     step "$T/teacher" "$task: teacher (defaults)" bertdistill finetune "${TRAIN[@]}" "${teacher_model[@]}" \
       --output "$T/teacher"
     step "$T/labels" "$task: teacher labels" \
-      bertdistill label --teacher "t1=$T/teacher" "${TRAIN[@]}" --hidden-layers all --backend "$LABEL_BACKEND" --quiet \
+      bertdistill label --teacher "t1=$T/teacher" "${TRAIN[@]}" --hidden-layers all --backend "$INFER_BACKEND" --quiet \
         --output "$T/labels"
   fi
   [ -n "${TEACHERS_ONLY:-}" ] && continue

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recipe_tables import BACKEND_NAMES, METRIC_LABELS, fmt, paper_table, seed_values, train_minutes  # noqa: E402
+from recipe_tables import (BACKEND_NAMES, METRIC_LABELS, fmt, inference, other_backends, paper_table,  # noqa: E402
+                           seed_values, train_minutes)
 
 METRICS = {"mrpc": ("accuracy", "f1"), "rte": ("accuracy",), "wikiqa": ("map", "mrr")}
 PAPER = [("a-finetune", "fine-tuned only (gold labels)"), ("a-kd", "KD from t1"),
@@ -69,9 +70,9 @@ def deployed(bench: dict, main: str, best_teacher: float, seeds: dict) -> list[s
         need_r, need_x = (SMALL_RETENTION, SMALL_X) if small else (DEPLOYED_RETENTION, DEPLOYED_X)
         ok = retention >= need_r and speed >= need_x and (small or loss <= MAX_BACKEND_LOSS_POINTS)
         n_seeds = f"{len(values)} seed{'s' if len(values) != 1 else ''}"
-        lines.append(f"- {name}: {100 * retention:.1f}% of the best teacher ({n_seeds}, bf16; target "
+        lines.append(f"- {name}: {100 * retention:.1f}% of the best teacher ({n_seeds}; target "
                      f"≥ {100 * need_r:.0f}%) at {speed:.2f}× the teacher's fastest backend ({BACKEND_NAMES.get(fastest['backend'])}; "
-                     f"target ≥ {need_x:g}×); at most {loss:.2f} points lost to bf16/int8"
+                     f"target ≥ {need_x:g}×); at most {loss:.2f} points lost to {other_backends(backends)}"
                      + ("" if small else f" (target ≤ {MAX_BACKEND_LOSS_POINTS:g})")
                      + f": {'met' if ok else '**missed**'}.")
     return lines
@@ -89,7 +90,8 @@ def main() -> None:
     values = seed_values(quality["models"], metrics)
     teachers = [m for m in quality["models"] if m["name"].startswith("teacher")]
     best_teacher = max(m["metrics"][main_metric] for m in teachers)
-    lines = [f"Test set: {quality['data']['source']} ({quality['data']['rows']} rows), bf16 inference; students: "
+    lines = [f"Test set: {quality['data']['source']} ({quality['data']['rows']} rows), "
+             f"{inference(quality['models'])}; students: "
              "mean ± std over seeds.", "",
              "| teacher (MPNet-base, 12 layers, 768 wide) | " + " | ".join(METRIC_LABELS.get(k, k) for k in metrics)
              + " | params |", "|---|" + "---:|" * (len(metrics) + 1)]

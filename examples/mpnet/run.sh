@@ -83,14 +83,14 @@ want teachers && exit 0
 
 # -- the teachers' outputs, once: logits and the [CLS] states PKD-skip needs for 6 and 3 student layers -----
 step "$LABELDIR/train" "label train" bertdistill label "${TEACHERS[@]}" "${TRAIN[@]}" --max-length "$MAXLEN" \
-  --backend "$LABEL_BACKEND" --hidden-layers 2,4,6,8,10 --quiet --output "$LABELDIR/train"
+  --backend "$INFER_BACKEND" --hidden-layers 2,4,6,8,10 --quiet --output "$LABELDIR/train"
 c=$OUT/corpora/mined.jsonl
 if [ "$TWO" = yes ]; then  # stage 1 of TMKD: the corpus and both teachers' outputs on it
   mkdir -p "$OUT/corpora"
   step "$c" "corpus mined" bertdistill corpus "${TRAIN[@]}" "${CORPUS[@]}" --mine bm25 --top-k 4 \
     --no-include-originals --seed 0 --quiet --output "$c"
   step "$OUT/labels/mined" "label corpus mined" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
-    --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --quiet --output "$OUT/labels/mined"
+    --max-length "$MAXLEN" --backend "$INFER_BACKEND" --quiet --output "$OUT/labels/mined"
   [ -f "$OUT/corpora/mined.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/mined" \
     --json "$OUT/corpora/mined.stats.json" > "$OUT/corpora/mined.stats.txt"
 fi
@@ -138,11 +138,11 @@ if want small && [ "$TWO" = yes ]; then
   done
 fi
 
-# -- test-set quality of every model (bf16 inference), one bench run; then the deployed students ---------
+# -- test-set quality of every model (bf16 inference where the CPU has it in hardware, else fp32: INFER_BACKEND), one bench run; then the deployed students ---------
 if want deployed; then
-  MODELS=(); for t in $TEACHER_SEEDS; do MODELS+=(--model "teacher-t$t=$OUT/teachers/t$t:bf16"); done
+  MODELS=(); for t in $TEACHER_SEEDS; do MODELS+=(--model "teacher-t$t=$OUT/teachers/t$t:$INFER_BACKEND"); done
   for d in "$OUT"/students/*-s[0-9]; do
-    [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) MODELS+=(--model "$(basename "$d")=$d:bf16");; esac
+    [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) MODELS+=(--model "$(basename "$d")=$d:$INFER_BACKEND");; esac
   done
   [ -f "$OUT/bench-quality.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality.json" --markdown "$OUT/bench-quality.md"
@@ -155,7 +155,7 @@ if want deployed; then
     step "$OUT/onnx/$(basename "$m")" "export $m" bertdistill export --model "$OUT/$m" --int8 "${PARITY[@]}" \
       --int8-min-agreement 0 --max-length "$MAXLEN" --output "$OUT/onnx/$(basename "$m")"
     name=$(basename "$m"); name=${name%-s1}
-    SPEED+=(--model "$name=$OUT/$m" --model "$name-bf16=$OUT/$m:bf16" --model "$name-int8=$OUT/onnx/$(basename "$m"):onnx-int8")
+    speed_rows SPEED "$name" "$OUT/$m" "$OUT/onnx/$(basename "$m")"
   done
   [ -f "$OUT/bench-deployed.json" ] || bertdistill bench "${SPEED[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 1,32 --repeats 10 --threads 2 --json "$OUT/bench-deployed.json" --markdown "$OUT/bench-deployed.md" \

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recipe_tables import deployed_table, paper_table, seed_values, train_minutes  # noqa: E402
+from recipe_tables import deployed_table, inference, paper_table, seed_values, train_minutes  # noqa: E402
 
 SHAPES = {"a-pruned": ("(a) pruned from t1: 3L / 256 / 8 heads / FFN 1024", "pruned"),
           "b-random": ("(b) same shape, random init", "pruned"),
@@ -54,8 +54,8 @@ def main() -> None:
         if match:
             for k in ("accuracy", "f1"):
                 values[match.group(1)][k].append(m["metrics"][k])
-    lines = [f"Test set: {quality['data']['source']} ({quality['data']['rows']} pairs), bf16 inference; "
-             "mean ± std over seeds.", "", "| model | n | accuracy | F1 | params | GFLOPs/ex |",
+    lines = [f"Test set: {quality['data']['source']} ({quality['data']['rows']} pairs), "
+             f"{inference(quality['models'])}; mean ± std over seeds.", "", "| model | n | accuracy | F1 | params | GFLOPs/ex |",
              "|---|---:|---:|---:|---:|---:|"]
     for m in quality["models"]:
         if m["name"].startswith("teacher"):
@@ -106,7 +106,8 @@ def recipe(out: Path, quality: dict) -> str:
     values = seed_values(models, ("accuracy", "f1"))
     teachers = [m for m in quality["models"] if m["name"].startswith("teacher")]
     best_teacher = max(m["metrics"]["accuracy"] for m in teachers)
-    lines = [f"Test set: {quality['data']['source']} ({quality['data']['rows']} pairs), bf16 inference; students: "
+    lines = [f"Test set: {quality['data']['source']} ({quality['data']['rows']} pairs), "
+             f"{inference(quality['models'])}; students: "
              "mean ± std over seeds.", "", "| teacher (MiniLM-L6, 2 epochs) | accuracy | F1 |", "|---|---:|---:|"]
     lines += [f"| {m['name']} | {m['metrics']['accuracy']:.4f} | {m['metrics']['f1']:.4f} |" for m in teachers]
     lines += ["", "### The paper's comparison on the pruned 3L / 256 / 8 heads / FFN 1024 student", ""]

@@ -24,7 +24,7 @@ for t in 1 2; do
     --epochs 2 --batch-size 32 --lr 5e-5 --seed "$t" --resume --output "$OUT/teachers/t$t"
 done
 step "$OUT/labels/train" "label train" bertdistill label --teacher "t1=$OUT/teachers/t1" \
-  --teacher "t2=$OUT/teachers/t2" "${TRAIN[@]}" --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --hidden-layers skip \
+  --teacher "t2=$OUT/teachers/t2" "${TRAIN[@]}" --max-length "$MAXLEN" --backend "$INFER_BACKEND" --hidden-layers skip \
   --student-layers 3 --quiet --output "$OUT/labels/train"
 step "$OUT/students/pruned" "prune t1 to 3L/256/8h/1024" bertdistill prune --model "$OUT/teachers/t1" \
   "${TRAIN[@]}" --limit 2000 --layers 3 --layer-map skip --hidden 256 --heads 8 --ffn 1024 \
@@ -61,7 +61,7 @@ if [ "$PART" != study ]; then
     --exclude "$GLUE/MRPC/dev.tsv:#1 String,#2 String" --exclude "$GLUE/MRPC/msr_paraphrase_test.txt:#1 String,#2 String" \
     --mine bm25 --top-k 4 --no-include-originals --seed 0 --quiet --output "$c"
   step "$OUT/labels/mined" "label corpus mined" bertdistill label --teacher "t1=$OUT/teachers/t1" \
-    --teacher "t2=$OUT/teachers/t2" --data "$c" --unlabeled --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --quiet \
+    --teacher "t2=$OUT/teachers/t2" --data "$c" --unlabeled --max-length "$MAXLEN" --backend "$INFER_BACKEND" --quiet \
     --output "$OUT/labels/mined"
   [ -f "$OUT/corpora/mined.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/mined" \
     --json "$OUT/corpora/mined.stats.json" > "$OUT/corpora/mined.stats.txt"
@@ -79,7 +79,7 @@ if [ "$PART" != study ]; then
     train tmkd "$s" --student-from "$OUT/students/tmkd-stage1-s$s"
   done
   MODELS=()
-  for s in $SEEDS; do for v in f-finetune f-kd1 f-pkd1 tmkd; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  for s in $SEEDS; do for v in f-finetune f-kd1 f-pkd1 tmkd; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:$INFER_BACKEND"); done; done
   [ -f "$OUT/bench-quality-paper.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-paper.json"
   # The deployed student (TMKD, seed 1) against teacher t1, every backend, one run: speed at batch 1 and 32,
@@ -88,9 +88,9 @@ if [ "$PART" != study ]; then
   [ "$PART" = paper ] && exit 0
 fi
 
-MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16" --model "teacher-t2=$OUT/teachers/t2:bf16")
+MODELS=(--model "teacher-t1=$OUT/teachers/t1:$INFER_BACKEND" --model "teacher-t2=$OUT/teachers/t2:$INFER_BACKEND")
 for s in $SEEDS; do for v in a-pruned b-random c-first3 a-pruned-kd b-random-kd c-first3-kd; do
-  MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:$INFER_BACKEND"); done; done
 [ -f "$OUT/bench-quality.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
   --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality.json" --markdown "$OUT/bench-quality.md"
 # Speed, one run: teacher t1 and each shape (seed 1, KD alone) in fp32, bf16 and ONNX int8.
@@ -101,7 +101,7 @@ done
 SPEED=()
 for m in teacher=teachers/t1 pruned=students/a-pruned-kd-s1 first3=students/c-first3-kd-s1; do
   dir=$OUT/${m#*=}
-  SPEED+=(--model "${m%%=*}=$dir" --model "${m%%=*}-bf16=$dir:bf16" --model "${m%%=*}-int8=$OUT/onnx/$(basename "$dir"):onnx-int8")
+  speed_rows SPEED "${m%%=*}" "$dir" "$OUT/onnx/$(basename "$dir")"
 done
 [ -f "$OUT/bench-speed.json" ] || bertdistill bench "${SPEED[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
   --batch-sizes 1,32 --repeats 10 --threads 2 --json "$OUT/bench-speed.json" --markdown "$OUT/bench-speed.md"

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recipe_tables import deployed_table, paper_table, seed_values, train_minutes  # noqa: E402
+from recipe_tables import deployed_table, inference, paper_table, seed_values, train_minutes  # noqa: E402
 
 RANKING = {"r-point": "pointwise KD (2-class head, today)", "r-list": "listwise KD (score head)",
            "r-margin": "Margin-MSE (score head)"}
@@ -80,8 +80,8 @@ def main() -> None:
         print(recipe(args.out, quality, variants, teachers, best_teacher))
         return
     lines = [f"Test set: {data['source']} ({data['rows']} pairs); MAP/MRR over the {data['queries_scored']} "
-             f"questions with a correct answer (WikiQA convention). bf16 inference. Mean ± std over seeds "
-             f"(n per row).", "",
+             f"questions with a correct answer (WikiQA convention). {inference(quality['models'])}. Mean ± std "
+             "over seeds (n per row).", "",
              "| teacher | MAP | MRR |", "|---|---:|---:|"]
     lines += [f"| {name} | {ms['map']:.4f} | {ms['mrr']:.4f} |" for name, ms in teachers.items()]
 
@@ -187,7 +187,7 @@ def recipe(out: Path, quality: dict, variants: dict, teachers: dict, best_teache
     """The recipe's tables: teachers, the paper's comparison on the pruned student, the deployed student."""
     data = quality["data"]
     lines = [f"Test set: {data['source']} ({data['rows']} pairs); MAP/MRR over the {data['queries_scored']} "
-             "questions with a correct answer. bf16 inference; students: mean ± std over seeds.", "",
+             f"questions with a correct answer. {inference(quality['models'])}; students: mean ± std over seeds.", "",
              "| teacher (MiniLM-L6, 1 epoch) | MAP | MRR |", "|---|---:|---:|"]
     lines += [f"| {name} | {ms['map']:.4f} | {ms['mrr']:.4f} |" for name, ms in teachers.items()]
     lines += ["", "### The paper's comparison on the pruned 3L / 256 / 8 heads / FFN 1024 student", ""]

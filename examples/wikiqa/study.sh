@@ -32,7 +32,7 @@ want teachers && exit 0
 
 # Teacher outputs of the training set, once: logits and the [CLS] states PKD-skip needs for 3 layers.
 step "$OUT/labels/train" "label train" bertdistill label "${TEACHERS[@]}" "${TRAIN[@]}" --max-length "$MAXLEN" \
-  --backend "$LABEL_BACKEND" --hidden-layers skip --student-layers 3 --output "$OUT/labels/train"
+  --backend "$INFER_BACKEND" --hidden-layers skip --student-layers 3 --output "$OUT/labels/train"
 # The narrow student cut from teacher t1 (issue 14): 3 layers (PKD-skip map), width 256, 8 heads, FFN 1024,
 # scored on 2,000 training pairs against t1's own predictions.
 step "$OUT/students/pruned" "prune t1 to 3L/256/8h/1024" bertdistill prune --model "$OUT/teachers/t1" \
@@ -84,7 +84,7 @@ if want prune-pkd-init; then
     train r-point-pkd-init "$s" --student-from "$OUT/students/pruned-v2" "${PKD[@]}"
   done
   MODELS=()
-  for s in $SEEDS; do MODELS+=(--model "r-point-pkd-init-s$s=$OUT/students/r-point-pkd-init-s$s:bf16"); done
+  for s in $SEEDS; do MODELS+=(--model "r-point-pkd-init-s$s=$OUT/students/r-point-pkd-init-s$s:$INFER_BACKEND"); done
   [ -f "$OUT/bench-quality-pkd-init.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-pkd-init.json"
 fi
@@ -95,7 +95,7 @@ if want prune-kd; then
     train p-first3 "$s" --student-from "$OUT/teachers/t1" --student-layers 3
   done
   MODELS=()
-  for s in $SEEDS; do for v in p-random p-first3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  for s in $SEEDS; do for v in p-random p-first3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:$INFER_BACKEND"); done; done
   [ -f "$OUT/bench-quality-prune-kd.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-prune-kd.json"
 fi
@@ -108,7 +108,7 @@ if want prune-e3; then
     train p-first3-e3 "$s" --student-from "$OUT/teachers/t1" --student-layers 3 --epochs 3
   done
   MODELS=()
-  for s in $SEEDS; do for v in p-pruned-e3 p-first3-e3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  for s in $SEEDS; do for v in p-pruned-e3 p-first3-e3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:$INFER_BACKEND"); done; done
   [ -f "$OUT/bench-quality-prune-e3.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-prune-e3.json"
 fi
@@ -138,7 +138,7 @@ build_corpus() {  # build_corpus NAME RANDOM_RATIO: the corpus, its teacher labe
   step "$c" "corpus $name" bertdistill corpus "${TRAIN[@]}" "${SOURCES[@]}" --mine bm25 --top-k 4 \
     --random-ratio "$ratio" --no-include-originals --seed 0 --quiet --output "$c"
   step "$OUT/labels/$name" "label corpus $name" bertdistill label "${TEACHERS[@]}" --data "$c" --unlabeled \
-    --max-length "$MAXLEN" --backend "$LABEL_BACKEND" --quiet --output "$OUT/labels/$name"
+    --max-length "$MAXLEN" --backend "$INFER_BACKEND" --quiet --output "$OUT/labels/$name"
   [ -f "$OUT/corpora/$name.stats.json" ] || bertdistill corpus --stats "$c" --labels "$OUT/labels/$name" \
     --json "$OUT/corpora/$name.stats.json" > "$OUT/corpora/$name.stats.txt"
 }
@@ -155,9 +155,9 @@ if want corpus; then
   stage1 c-mined-third mined 1 --max-steps $((rows / 3 / 32))
   stage1 c-mined-twothirds mined 1 --max-steps $((rows * 2 / 3 / 32))
   # Test-set quality of the stage-1 study's students (merged with bench-quality.json by collect_study.py).
-  CORPUS_MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16")
+  CORPUS_MODELS=(--model "teacher-t1=$OUT/teachers/t1:$INFER_BACKEND")
   for d in "$OUT"/students/c-*-s[0-9]; do
-    [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) CORPUS_MODELS+=(--model "$(basename "$d")=$d:bf16");; esac
+    [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) CORPUS_MODELS+=(--model "$(basename "$d")=$d:$INFER_BACKEND");; esac
   done
   [ -f "$OUT/bench-quality-corpus.json" ] || bertdistill bench "${CORPUS_MODELS[@]}" "${TEST[@]}" \
     --max-length "$MAXLEN" --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-corpus.json"
@@ -171,7 +171,7 @@ if want corpus-e3; then
     STAGE1_EPOCHS=3 stage1 c-random-e3 random "$s"
   done
   MODELS=()
-  for s in $SEEDS; do for v in c-mined-e3 c-random-e3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  for s in $SEEDS; do for v in c-mined-e3 c-random-e3; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:$INFER_BACKEND"); done; done
   [ -f "$OUT/bench-quality-corpus-e3.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-corpus-e3.json"
 fi
@@ -193,7 +193,7 @@ if want paper; then
     train best "$s" --student-from "$OUT/students/c-mined-e3-stage1-s$s" "${LISTWISE[@]}" --epochs 3
   done
   MODELS=()
-  for s in $SEEDS; do for v in f-finetune f-kd1 f-pkd1 best; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:bf16"); done; done
+  for s in $SEEDS; do for v in f-finetune f-kd1 f-pkd1 best; do MODELS+=(--model "$v-s$s=$OUT/students/$v-s$s:$INFER_BACKEND"); done; done
   [ -f "$OUT/bench-quality-paper.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
     --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality-paper.json"
   # The deployed student (best, seed 1) against teacher t1, every backend, one run: speed at batch 1 and 32,
@@ -202,10 +202,10 @@ if want paper; then
 fi
 case $PART in all|final) ;; *) exit 0;; esac  # the parts above stop here; all and final go on
 
-# Test-set quality of every model (bf16 inference), one bench run.
-MODELS=(--model "teacher-t1=$OUT/teachers/t1:bf16" --model "teacher-t2=$OUT/teachers/t2:bf16")
+# Test-set quality of every model (bf16 inference where the CPU has it in hardware, else fp32: INFER_BACKEND), one bench run.
+MODELS=(--model "teacher-t1=$OUT/teachers/t1:$INFER_BACKEND" --model "teacher-t2=$OUT/teachers/t2:$INFER_BACKEND")
 for d in "$OUT"/students/*-s[0-9]; do
-  [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) MODELS+=(--model "$(basename "$d")=$d:bf16");; esac
+  [ -f "$d/.complete" ] && case $d in *stage1*) ;; *) MODELS+=(--model "$(basename "$d")=$d:$INFER_BACKEND");; esac
 done
 [ -f "$OUT/bench-quality.json" ] || bertdistill bench "${MODELS[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
   --batch-sizes 32 --repeats 1 --warmup 1 --threads 2 --json "$OUT/bench-quality.json" --markdown "$OUT/bench-quality.md"
@@ -219,7 +219,7 @@ done
 SPEED=()
 for m in teacher=teachers/t1 pruned=students/r-point-pkd-s1 first3=students/p-first3-pkd-s1; do
   name=${m%%=*}; dir=$OUT/${m#*=}; onnx=$OUT/onnx/$(basename "$dir")
-  SPEED+=(--model "$name=$dir" --model "$name-bf16=$dir:bf16" --model "$name-int8=$onnx:onnx-int8")
+  speed_rows SPEED "$name" "$dir" "$onnx"
 done
 [ -f "$OUT/bench-speed.json" ] || bertdistill bench "${SPEED[@]}" "${TEST[@]}" --max-length "$MAXLEN" \
   --batch-sizes 1,32 --repeats 10 --threads 2 --json "$OUT/bench-speed.json" --markdown "$OUT/bench-speed.md"
