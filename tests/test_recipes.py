@@ -178,3 +178,20 @@ def test_auto_precision_keeps_emulated_bf16_out_of_the_demo(tmp_path, monkeypatc
     rows = [m.split("=", 1)[0] for m in steps["bench"].config.models]
     assert any(r.endswith("-bf16") for r in rows) == native and any(r.endswith("-int8") for r in rows)
     assert recipe.label["backend"] == "bf16" and "bf16" in recipe.bench.backends  # the loaded recipe is untouched
+
+
+@pytest.mark.parametrize("infer_backend", ["torch", "bf16"])
+def test_study_scripts_use_bf16_only_where_the_cpu_has_it(infer_backend, tmp_path):
+    """examples/lib.sh's INFER_BACKEND (bf16 where native, else torch) picks the backend of the study's labels and
+    test-set scoring, and whether its speed benches time bf16 at all (emulated, bf16 is never the fastest)."""
+    commands = shell_commands("examples/mrpc/study.sh", {"GLUE": "../shared/datasets/glue",
+                                                         "INFER_BACKEND": infer_backend}, tmp_path / "out", tmp_path)
+    labels = [argv[argv.index("--backend") + 1] for argv in commands if argv[0] == "label"]
+    benches = [[argv[i + 1] for i, a in enumerate(argv) if a == "--model"] for argv in commands if argv[0] == "bench"]
+    assert labels and set(labels) == {infer_backend}
+    quality = [models for models in benches if not any(m.endswith(":onnx-int8") for m in models)]
+    speed = [models for models in benches if any(m.endswith(":onnx-int8") for m in models)]
+    assert quality and all(m.endswith(f":{infer_backend}") for models in quality for m in models)
+    assert speed and all(any(m.startswith("teacher=") for m in models) for models in speed)
+    bf16_rows = [m for models in speed for m in models if m.endswith(":bf16")]
+    assert bool(bf16_rows) == (infer_backend == "bf16")
